@@ -1,0 +1,371 @@
+/*
+ * tokmark.h — keyed, token-level watermarking of language-model output.
+ *
+ * One header, three jobs:
+ *
+ *   1. Profiles and keys (tokmark_profile, tokmark_keyring).
+ *      A profile is one file holding a secret key and every parameter of the
+ *      watermark.  Embedder and detector both load it, so their parameters
+ *      cannot drift apart.  What may be shown in logs is the public key ID.
+ *
+ *   2. The embedder (tokmark_embedder): lives inside the sampling loop, one
+ *      per sequence.  Created once from a profile; its per-token functions
+ *      (apply, sample, accept) cannot fail and never allocate.  The candidate
+ *      layout matches llama.cpp's llama_token_data {id, logit, p}.
+ *
+ *   3. The detector (tokmark_detector): streams token ids with document
+ *      boundaries, scores each (context, token) tuple once, and reports
+ *      exact p-values per document and over the whole corpus, for every key
+ *      of a key ring, corrected for the number of keys tried.
+ *
+ * Everything computed here is defined normatively in SPEC.md; this header
+ * says how to call it.  Functions that can fail return TOKMARK_OK (0) or a
+ * negative tokmark_error; tokmark_error_name() names it.
+ *
+ * Threads: call tokmark_init() once before anything else (it is idempotent
+ * and thread-safe).  A profile or key ring is immutable after loading and may
+ * be shared read-only by any number of threads.  An embedder or detector
+ * belongs to one thread at a time.
+ */
+#ifndef TOKMARK_H
+#define TOKMARK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TOKMARK_NODISCARD __attribute__((warn_unused_result))
+#else
+#define TOKMARK_NODISCARD
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version and errors                                                        */
+/* ------------------------------------------------------------------------ */
+
+#define TOKMARK_VERSION_STRING "0.1.0"
+#define TOKMARK_SPEC_VERSION   "1"
+const char *tokmark_version_string(void);
+const char *tokmark_spec_version(void);
+
+/* Error codes are pinned: their values never change. */
+typedef enum tokmark_error {
+    TOKMARK_OK               = 0,
+    TOKMARK_ERR_INVALID      = -1,  /* an argument or parameter is out of range */
+    TOKMARK_ERR_NOMEM        = -2,  /* allocation failed */
+    TOKMARK_ERR_IO           = -3,  /* a file could not be read or written */
+    TOKMARK_ERR_FORMAT       = -4,  /* a file is not in the expected format */
+    TOKMARK_ERR_PERMISSIONS  = -5,  /* a key file is readable by group or others */
+    TOKMARK_ERR_CRYPTO       = -6,  /* libsodium or OpenSSL failed */
+    TOKMARK_ERR_UNSUPPORTED  = -7,  /* valid but not supported by this build */
+    TOKMARK_ERR_NOT_FOUND    = -8,  /* no such key, account or item */
+    TOKMARK_ERR_EXISTS       = -9,  /* refusing to overwrite an existing file */
+    TOKMARK_ERR_TOO_SHORT    = -10  /* too few tokens to score */
+} tokmark_error;
+
+/* A static, never-NULL name such as "TOKMARK_ERR_FORMAT" ("unknown" otherwise). */
+const char *tokmark_error_name(int code);
+/* A static one-line description of the error in plain words. */
+const char *tokmark_error_message(int code);
+
+/* Initialise libsodium and choose the AES backend.  Idempotent.  Returns
+ * TOKMARK_OK or TOKMARK_ERR_CRYPTO. */
+TOKMARK_NODISCARD int tokmark_init(void);
+
+/* ------------------------------------------------------------------------ */
+/* AES backends (SPEC.md §3).  All produce bit-identical values.              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tokmark_backend {
+    TOKMARK_BACKEND_AUTO     = 0, /* AES-NI when the CPU has it, else portable */
+    TOKMARK_BACKEND_PORTABLE = 1, /* OpenSSL EVP (libcrypto); any machine */
+    TOKMARK_BACKEND_AESNI    = 2  /* x86-64 AES-NI instructions */
+} tokmark_backend;
+
+/* Select the backend used by profiles loaded, and embedders and detectors
+ * created, after this call.  The environment variable TOKMARK_BACKEND
+ * (portable|aesni) is read by tokmark_init().  Returns TOKMARK_ERR_UNSUPPORTED
+ * when the CPU lacks the instructions.  Not thread-safe: call it at start-up. */
+TOKMARK_NODISCARD int tokmark_set_backend(tokmark_backend b);
+/* "portable" or "aesni": the backend in force now. */
+const char *tokmark_backend_name(void);
+
+/* ------------------------------------------------------------------------ */
+/* Parameters                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tokmark_scheme {
+    TOKMARK_SCHEME_KGW     = 1, /* red/green list, logit bias δ (Kirchenbauer et al.) */
+    TOKMARK_SCHEME_GUMBEL  = 2, /* Gumbel-max / exponential race (Aaronson), distortion-free */
+    TOKMARK_SCHEME_SYNTHID = 3  /* tournament of m binary layers (Dathathri et al.), distortion-free */
+} tokmark_scheme;
+
+typedef enum tokmark_seeding {
+    TOKMARK_SEEDING_LEFTHASH = 1, /* context = the h tokens before the candidate */
+    TOKMARK_SEEDING_SELFHASH = 2  /* window = h-1 tokens before it plus the candidate itself;
+                                     anchored min-hash (SPEC.md §4.2) */
+} tokmark_seeding;
+
+#define TOKMARK_MAX_CONTEXT   16    /* largest context width h */
+#define TOKMARK_MAX_LAYERS    128   /* largest number of SynthID layers m */
+#define TOKMARK_MAX_WEIGHT    1000  /* largest SynthID layer weight */
+#define TOKMARK_TOKENIZER_MAX 128   /* tokenizer name: at most 127 bytes */
+#define TOKMARK_ACCOUNT_MAX   256   /* account id: at most 255 bytes */
+#define TOKMARK_KEY_ID_HEX    32    /* a key ID is 32 lower-case hex digits */
+
+typedef struct tokmark_params {
+    tokmark_scheme  scheme;
+    tokmark_seeding seeding;
+    uint32_t context_width;        /* h: 1..16 (LeftHash), 2..16 (SelfHash) */
+    uint32_t vocab_size;           /* V: token ids are 0..V-1; 2..2^31-1 */
+    /* KGW */
+    uint32_t gamma_threshold;      /* green iff u < gamma_threshold; γ = gamma_threshold / 2^32 */
+    double   delta;                /* logit bias added to green tokens; 0 < δ ≤ 100 */
+    /* SynthID */
+    uint32_t layers;               /* m: 1..128 */
+    uint16_t weights[TOKMARK_MAX_LAYERS]; /* layer weights for the weighted-mean score, 1..1000 */
+    /* Generation */
+    uint32_t mask_repeated;        /* 1: a context already seen in this sequence is sampled
+                                      without the watermark (SPEC.md §6.4) */
+    /* What the profile is meant for */
+    char tokenizer[TOKMARK_TOKENIZER_MAX]; /* e.g. "cl100k_base"; printable ASCII, no spaces */
+} tokmark_params;
+
+/* Fill *p with the defaults for a scheme (SPEC.md §2.3): h = 4 LeftHash
+ * (KGW, Gumbel) or h = 4 (SynthID), γ = 1/4, δ = 2, m = 30, weights m..1,
+ * masking on, V = 100277 and tokenizer "cl100k_base". */
+void tokmark_params_default(tokmark_params *p, tokmark_scheme scheme);
+/* TOKMARK_OK when every field is in range, TOKMARK_ERR_INVALID otherwise. */
+TOKMARK_NODISCARD int tokmark_params_check(const tokmark_params *p);
+/* γ as a double (exactly gamma_threshold / 2^32). */
+double tokmark_params_gamma(const tokmark_params *p);
+/* The threshold for a γ in (0,1): round(γ · 2^32), clamped to 1..2^32-1. */
+uint32_t tokmark_gamma_threshold(double gamma);
+/* Names: "kgw", "gumbel", "synthid"; "lefthash", "selfhash". Parse returns
+ * 0 when the name is unknown. */
+const char *tokmark_scheme_name(tokmark_scheme s);
+const char *tokmark_seeding_name(tokmark_seeding s);
+tokmark_scheme  tokmark_scheme_parse(const char *name);
+tokmark_seeding tokmark_seeding_parse(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Profiles (SPEC.md §2)                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tokmark_profile tokmark_profile;
+
+#define TOKMARK_MASTER_KEY_BYTES 32
+
+/* Flags for loading. */
+#define TOKMARK_LOAD_FORCE 1u /* accept a key file readable by group or others */
+
+/* A new profile with a fresh random master key (libsodium randombytes). */
+TOKMARK_NODISCARD int tokmark_profile_generate(tokmark_profile **out, const tokmark_params *params);
+/* A profile from a given master key (for tests, vectors and key escrow). */
+TOKMARK_NODISCARD int tokmark_profile_from_key(tokmark_profile **out, const tokmark_params *params,
+                                               const uint8_t master_key[TOKMARK_MASTER_KEY_BYTES]);
+/* The sub-profile of one account or tenant: same parameters, key derived from
+ * the master key and the account id (SPEC.md §2.5).  account_len ≤ 255 bytes. */
+TOKMARK_NODISCARD int tokmark_profile_derive_account(tokmark_profile **out, const tokmark_profile *master,
+                                                     const char *account, size_t account_len);
+void tokmark_profile_free(tokmark_profile *p); /* NULL is a no-op; secrets are wiped */
+
+/* Write a profile to a new file created with mode 0600.  Refuses to replace
+ * an existing file (TOKMARK_ERR_EXISTS) unless overwrite is non-zero; the file
+ * is written to a temporary name and renamed, so no half-written key is left. */
+TOKMARK_NODISCARD int tokmark_profile_save(const tokmark_profile *p, const char *path, int overwrite);
+/* Load the first profile of a file.  On TOKMARK_ERR_FORMAT, *errline (if not
+ * NULL) receives the 1-based line number at fault. */
+TOKMARK_NODISCARD int tokmark_profile_load(tokmark_profile **out, const char *path, unsigned flags,
+                                           size_t *errline);
+
+/* Read-only views. */
+const tokmark_params *tokmark_profile_params(const tokmark_profile *p);
+/* The public key ID: 32 hex digits + NUL. Commits to the key and parameters,
+ * reveals nothing about the key (SPEC.md §2.4). */
+const char *tokmark_profile_key_id(const tokmark_profile *p);
+/* The account id a derived profile belongs to, or NULL for a master profile. */
+const char *tokmark_profile_account(const tokmark_profile *p);
+/* Write the public description (parameters and key ID, never the key) as
+ * "name value" lines into buf; returns the length it needs (like snprintf). */
+size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Key rings: several profiles tested together (rotation, accounts)          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tokmark_keyring tokmark_keyring;
+
+TOKMARK_NODISCARD int tokmark_keyring_new(tokmark_keyring **out);
+void tokmark_keyring_free(tokmark_keyring *r); /* frees the profiles it owns */
+/* Add a profile; the ring takes ownership (also on failure). */
+TOKMARK_NODISCARD int tokmark_keyring_add(tokmark_keyring *r, tokmark_profile *p);
+/* Add every profile found in a file (a file may hold several). */
+TOKMARK_NODISCARD int tokmark_keyring_load(tokmark_keyring *r, const char *path, unsigned flags,
+                                           size_t *errline);
+size_t tokmark_keyring_size(const tokmark_keyring *r);
+const tokmark_profile *tokmark_keyring_get(const tokmark_keyring *r, size_t i);
+/* Save every profile of the ring into one 0600 file. */
+TOKMARK_NODISCARD int tokmark_keyring_save(const tokmark_keyring *r, const char *path, int overwrite);
+
+/* ------------------------------------------------------------------------ */
+/* Inspection: the PRF values themselves (SPEC.md §3–§5), for vectors,        */
+/* tests and second implementations.  O(1) each; not the fast paths.          */
+/* ------------------------------------------------------------------------ */
+
+/* The nonce of a context.  `prev` holds the tokens before the candidate, oldest
+ * first: h of them (LeftHash) or h-1 (SelfHash, where `token` is the candidate
+ * and part of the window).  For LeftHash `token` is ignored. */
+uint64_t tokmark_nonce(const tokmark_profile *p, const int32_t *prev, int32_t token);
+/* Block `index` of the value stream of nonce N: AES-128(k_val, LE64(N) || BE64(index)). */
+void tokmark_value_block(const tokmark_profile *p, uint64_t nonce, uint64_t index, uint8_t out[16]);
+/* The 32-bit value u of candidate `token` in context `prev` (KGW, Gumbel). */
+uint32_t tokmark_value_u32(const tokmark_profile *p, const int32_t *prev, int32_t token);
+/* The m SynthID g-values of `token` in context `prev`, one per byte (0 or 1). */
+void tokmark_gvalues(const tokmark_profile *p, const int32_t *prev, int32_t token, uint8_t *g);
+/* 1 iff `token` is green in context `prev` (KGW). */
+int tokmark_is_green(const tokmark_profile *p, const int32_t *prev, int32_t token);
+/* The Gumbel score term of a value: -ln(1 - u/2^32) = 32 ln 2 - ln(2^32 - u). */
+double tokmark_gumbel_term(uint32_t u);
+
+/* ------------------------------------------------------------------------ */
+/* Embedder (SPEC.md §6)                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Same layout as llama.cpp's llama_token_data. */
+typedef struct tokmark_token_data {
+    int32_t id;
+    float   logit;
+    float   p;
+} tokmark_token_data;
+
+typedef struct tokmark_embedder tokmark_embedder;
+
+typedef struct tokmark_embedder_config {
+    uint32_t max_candidates;   /* largest candidate array apply/sample accept; default 1024.
+                                  Larger arrays are processed in full but only their first
+                                  max_candidates entries are considered. */
+    uint32_t history_capacity; /* contexts remembered for repeated-context masking; default
+                                  65536.  Once full, further contexts are not remembered. */
+} tokmark_embedder_config;
+
+/* All validation happens here.  cfg may be NULL for the defaults.  The
+ * profile must outlive the embedder. */
+TOKMARK_NODISCARD int tokmark_embedder_create(tokmark_embedder **out, const tokmark_profile *p,
+                                              const tokmark_embedder_config *cfg);
+/* A deep copy (same history); allocates, so not for the per-token path. */
+TOKMARK_NODISCARD int tokmark_embedder_clone(tokmark_embedder **out, const tokmark_embedder *e);
+void tokmark_embedder_free(tokmark_embedder *e); /* NULL is a no-op */
+/* Forget the history: ready for a new sequence. */
+void tokmark_embedder_reset(tokmark_embedder *e);
+
+/* Push prompt tokens: they become context but are not generated, so they are
+ * not remembered for masking.  Call before the first generated token. */
+void tokmark_embedder_prompt(tokmark_embedder *e, const int32_t *ids, size_t n);
+/* Push the token that was chosen (whoever chose it). */
+void tokmark_embedder_accept(tokmark_embedder *e, int32_t token);
+
+/* 1 when the next token will be watermarked: the history holds a full
+ * context, and (with masking) that context was not seen before. */
+int tokmark_embedder_active(const tokmark_embedder *e);
+
+/* Sampler-chain step on a candidate array (any order; ids in 0..V-1; a
+ * logit of -INFINITY means excluded).  Rewrites the candidates so that a
+ * plain softmax sampler downstream draws from the watermarked distribution:
+ *   KGW:     logit += δ for green candidates;
+ *   Gumbel:  the chosen candidate keeps its logit, all others get -INFINITY;
+ *   SynthID: logit = ln p_m, the tournament distribution (§5.3).
+ * p is set to the softmax of the new logits.  Inactive: softmax only. */
+void tokmark_embedder_apply(tokmark_embedder *e, tokmark_token_data *cand, size_t n);
+/* Choose the next token from candidates with the caller's uniform u in
+ * [0,1): watermarked choice when active, plain softmax sampling otherwise.
+ * Gumbel uses u only when inactive.  Does not call accept(). */
+int32_t tokmark_embedder_sample(tokmark_embedder *e, tokmark_token_data *cand, size_t n, double u);
+/* Full-vocabulary forms: logits has V entries (V from the profile).
+ * apply_logits: KGW adds δ to green entries; Gumbel sets every entry but the
+ * chosen one to -INFINITY; SynthID replaces entries with ln p_m.
+ * sample_logits returns the chosen token and leaves logits unchanged. */
+void tokmark_embedder_apply_logits(tokmark_embedder *e, float *logits);
+int32_t tokmark_embedder_sample_logits(tokmark_embedder *e, const float *logits, double u);
+
+/* ------------------------------------------------------------------------ */
+/* Detector (SPEC.md §7, statistics §8)                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tokmark_detector tokmark_detector;
+
+typedef struct tokmark_detector_config {
+    uint64_t dedup_memory;  /* bytes for the corpus-wide tuple set; default 256 MiB.
+                               0 turns dedup off (every tuple is scored; not valid
+                               on real text, for comparison only). */
+    uint32_t doc_dedup_tuples; /* largest per-document tuple set; default 1<<20 */
+} tokmark_detector_config;
+
+typedef struct tokmark_result {
+    uint64_t tokens;        /* tokens fed (prompt tokens excluded) */
+    uint64_t scored;        /* tuples scored (unique) */
+    uint64_t duplicates;    /* tuples skipped as seen before */
+    uint64_t dropped;       /* tuples skipped because the tuple set was full */
+    double   statistic;     /* KGW: green count; Gumbel: Σ -ln(1-r); SynthID: mean g
+                               (or weighted mean, see score) */
+    double   z;             /* standardised statistic (for display; never used for p) */
+    double   log10_p;       /* exact log10 p-value of this key, uncorrected; 0 when
+                               nothing was scored */
+    double   log10_p_corrected; /* corrected for the number of keys tested (Šidák) */
+    size_t   key_index;     /* the key this result belongs to (best key for summaries) */
+    char     key_id[TOKMARK_KEY_ID_HEX + 1];
+} tokmark_result;
+
+typedef enum tokmark_score_kind {
+    TOKMARK_SCORE_DEFAULT  = 0, /* KGW: green count; Gumbel: sum; SynthID: mean */
+    TOKMARK_SCORE_WEIGHTED = 1  /* SynthID weighted mean (others: same as default) */
+} tokmark_score_kind;
+
+/* The detector scores with every key of the ring (which must outlive it). */
+TOKMARK_NODISCARD int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
+                                              const tokmark_detector_config *cfg);
+void tokmark_detector_free(tokmark_detector *d); /* NULL is a no-op */
+/* Clear everything, corpus totals included. */
+void tokmark_detector_reset(tokmark_detector *d);
+/* Choose the score used for p-values (default TOKMARK_SCORE_DEFAULT). */
+void tokmark_detector_set_score(tokmark_detector *d, tokmark_score_kind kind);
+
+/* Start a document: history and per-document totals are cleared; the corpus
+ * tuple set and totals are kept. */
+void tokmark_detector_begin(tokmark_detector *d);
+/* Prompt tokens: they become context and are never scored. */
+void tokmark_detector_prompt(tokmark_detector *d, const int32_t *ids, size_t n);
+/* Tokens to score.  May be called many times per document.  Ids outside
+ * 0..V-1 of a key are counted as tokens but give no tuple for that key. */
+void tokmark_detector_feed(tokmark_detector *d, const int32_t *ids, size_t n);
+
+/* Results.  `key` indexes the ring; the "best" forms pick the key with the
+ * smallest p-value and fill log10_p_corrected for the ring's size. */
+void tokmark_detector_document(const tokmark_detector *d, size_t key, tokmark_result *out);
+void tokmark_detector_document_best(const tokmark_detector *d, tokmark_result *out);
+void tokmark_detector_corpus(const tokmark_detector *d, size_t key, tokmark_result *out);
+void tokmark_detector_corpus_best(const tokmark_detector *d, tokmark_result *out);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics (SPEC.md §8): exact upper tails, natural logarithms.            */
+/* Each returns ln P(X ≥ x) under the null; never floored; 0 means p = 1.     */
+/* ------------------------------------------------------------------------ */
+
+/* X ~ Binomial(n, p). */
+double tokmark_ln_sf_binomial(uint64_t k, uint64_t n, double p);
+/* X ~ Gamma(n, 1), the sum of n independent Exp(1). */
+double tokmark_ln_sf_gamma(double x, uint64_t n);
+/* X = Σ_l w_l B_l with B_l ~ Binomial(n, 1/2) independent: the SynthID weighted
+ * score of n tuples, in units of the weights (an integer s). */
+double tokmark_ln_sf_weighted(uint64_t s, uint64_t n, const uint16_t *w, size_t m);
+/* Šidák: ln(1 - (1 - p)^k) from ln p. */
+double tokmark_ln_sidak(double ln_p, uint64_t k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TOKMARK_H */

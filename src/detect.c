@@ -1,0 +1,435 @@
+/* detect.c — the streaming detector (SPEC.md §7). */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef __SIZEOF_INT128__
+#error "tokmark needs a compiler with unsigned __int128 (GCC or Clang on a 64-bit target)"
+#endif
+__extension__ typedef unsigned __int128 tm_u128;
+
+#define TM_BATCH 256u
+#define TM_HIST  TOKMARK_MAX_CONTEXT
+#define TM_DEFAULT_DEDUP_MEMORY ((uint64_t)256 << 20)
+#define TM_DEFAULT_DOC_TUPLES (1u << 20)
+#define M_LN10_TM 2.30258509299404568402
+
+typedef struct tm_acc {
+    uint64_t scored;
+    uint64_t count;  /* KGW: green tuples; SynthID: Σ g */
+    uint64_t wsum;   /* SynthID: Σ w_l g_l */
+    tm_u128 fixed;   /* Gumbel: Σ ⌊s · 2^32⌋ */
+} tm_acc;
+
+/* A bounded set of 64-bit fingerprints (0 = empty slot). */
+typedef struct tm_set {
+    uint64_t *slot;
+    uint64_t mask;   /* table size - 1 (0 when disabled) */
+    uint64_t count, limit;
+    uint32_t *used;  /* inserted slot indices, for O(count) clearing (doc sets) */
+} tm_set;
+
+typedef struct tm_group {
+    uint32_t c, h, seeding;
+    size_t *keys;
+    size_t nkeys;
+    tm_set doc, corpus;
+    uint64_t doc_dups, doc_dropped, corp_dups, corp_dropped;
+} tm_group;
+
+typedef struct tm_key {
+    const tokmark_profile *p;
+    tm_aes ctx, val;
+    size_t group;
+    tm_acc doc, corpus;
+    uint32_t W; /* Σ weights (SynthID) */
+} tm_key;
+
+struct tokmark_detector {
+    const tokmark_keyring *ring;
+    tokmark_detector_config cfg;
+    tokmark_score_kind score;
+    size_t nkeys, ngroups;
+    tm_key *keys;
+    tm_group *groups;
+    int dedup;
+
+    int32_t buf[TM_HIST + TM_BATCH]; /* history (last 16 tokens) then the batch */
+    uint64_t doc_pos;      /* tokens pushed in this document (prompt included) */
+    uint64_t doc_tokens, corpus_tokens;
+
+    /* batch scratch */
+    uint32_t start[TM_BATCH];   /* tuple start offset in buf */
+    int32_t cand[TM_BATCH];
+    uint32_t tmax[TM_BATCH];    /* largest token of the tuple, as unsigned */
+    uint8_t flags[TM_BATCH];    /* 1: new in document, 2: new in corpus */
+    uint32_t kstart[TM_BATCH];
+    int32_t kcand[TM_BATCH];
+    uint8_t kflags[TM_BATCH];
+    uint64_t nonce[TM_BATCH];
+    uint8_t *scratch;           /* 16 * TM_BATCH * TOKMARK_MAX_CONTEXT */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Fingerprint sets                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
+    memset(s, 0, sizeof *s);
+    if (slots == 0) return TOKMARK_OK;
+    s->slot = calloc(slots, sizeof *s->slot);
+    if (s->slot == NULL) return TOKMARK_ERR_NOMEM;
+    s->mask = slots - 1;
+    s->limit = limit;
+    if (track) {
+        s->used = malloc(limit * sizeof *s->used);
+        if (s->used == NULL) return TOKMARK_ERR_NOMEM;
+    }
+    return TOKMARK_OK;
+}
+
+static void set_free(tm_set *s) {
+    free(s->slot);
+    free(s->used);
+}
+
+static void set_clear(tm_set *s) {
+    if (s->used != NULL)
+        for (uint64_t i = 0; i < s->count; i++) s->slot[s->used[i]] = 0;
+    else if (s->slot != NULL)
+        memset(s->slot, 0, (s->mask + 1) * sizeof *s->slot);
+    s->count = 0;
+}
+
+/* 1: inserted (new); 0: already present; -1: not present and the set is full. */
+static int set_insert(tm_set *s, uint64_t f) {
+    uint64_t i = f & s->mask;
+    while (s->slot[i] != 0) {
+        if (s->slot[i] == f) return 0;
+        i = (i + 1) & s->mask;
+    }
+    if (s->count >= s->limit) return -1;
+    s->slot[i] = f;
+    if (s->used != NULL) s->used[s->count] = (uint32_t)i;
+    s->count++;
+    return 1;
+}
+
+static uint64_t pow2_floor(uint64_t n) {
+    uint64_t p = 1;
+    while (p * 2 <= n) p *= 2;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Create / free                                                             */
+/* ------------------------------------------------------------------------ */
+
+void tokmark_detector_free(tokmark_detector *d) {
+    if (d == NULL) return;
+    for (size_t k = 0; k < d->nkeys; k++) {
+        tm_aes_free(&d->keys[k].ctx);
+        tm_aes_free(&d->keys[k].val);
+    }
+    for (size_t g = 0; g < d->ngroups; g++) {
+        set_free(&d->groups[g].doc);
+        set_free(&d->groups[g].corpus);
+        free(d->groups[g].keys);
+    }
+    free(d->keys);
+    free(d->groups);
+    free(d->scratch);
+    free(d);
+}
+
+int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
+                            const tokmark_detector_config *cfg) {
+    if (out == NULL) return TOKMARK_ERR_INVALID;
+    *out = NULL;
+    if (ring == NULL || tokmark_keyring_size(ring) == 0) return TOKMARK_ERR_INVALID;
+    tokmark_detector *d = calloc(1, sizeof *d);
+    if (d == NULL) return TOKMARK_ERR_NOMEM;
+    d->ring = ring;
+    d->cfg.dedup_memory = TM_DEFAULT_DEDUP_MEMORY;
+    d->cfg.doc_dedup_tuples = TM_DEFAULT_DOC_TUPLES;
+    if (cfg != NULL) {
+        d->cfg.dedup_memory = cfg->dedup_memory;
+        if (cfg->doc_dedup_tuples > 0) d->cfg.doc_dedup_tuples = cfg->doc_dedup_tuples;
+    }
+    d->dedup = d->cfg.dedup_memory > 0;
+    d->nkeys = tokmark_keyring_size(ring);
+    d->keys = calloc(d->nkeys, sizeof *d->keys);
+    d->groups = calloc(d->nkeys, sizeof *d->groups);
+    d->scratch = malloc(16 * (size_t)TM_BATCH * TOKMARK_MAX_CONTEXT);
+    int rc = (d->keys && d->groups && d->scratch) ? TOKMARK_OK : TOKMARK_ERR_NOMEM;
+    if (rc != TOKMARK_OK) goto fail;
+    for (size_t k = 0; k < d->nkeys && rc == TOKMARK_OK; k++) {
+        tm_key *K = &d->keys[k];
+        K->p = tokmark_keyring_get(ring, k);
+        const tokmark_params *pp = &K->p->params;
+        if (tokmark_params_check(pp) != TOKMARK_OK) { rc = TOKMARK_ERR_INVALID; break; }
+        for (uint32_t l = 0; pp->scheme == TOKMARK_SCHEME_SYNTHID && l < pp->layers; l++) K->W += pp->weights[l];
+        rc = tm_aes_init(&K->ctx, K->p->sec->k_ctx, K->p->sec->rk_ctx);
+        if (rc == TOKMARK_OK) rc = tm_aes_init(&K->val, K->p->sec->k_val, K->p->sec->rk_val);
+        /* group keys that read the same tuples */
+        uint32_t c = tm_context_length(pp);
+        size_t g = 0;
+        while (g < d->ngroups && !(d->groups[g].c == c && d->groups[g].seeding == (uint32_t)pp->seeding)) g++;
+        if (g == d->ngroups) {
+            d->groups[g].c = c;
+            d->groups[g].h = pp->context_width;
+            d->groups[g].seeding = (uint32_t)pp->seeding;
+            d->groups[g].keys = malloc(d->nkeys * sizeof(size_t));
+            if (d->groups[g].keys == NULL) { rc = TOKMARK_ERR_NOMEM; break; }
+            d->ngroups++;
+        }
+        d->groups[g].keys[d->groups[g].nkeys++] = k;
+        K->group = g;
+    }
+    if (rc != TOKMARK_OK) goto fail;
+    if (d->dedup) {
+        /* The corpus tables share the memory budget; each table is filled to 3/4. */
+        uint64_t per = d->cfg.dedup_memory / d->ngroups / sizeof(uint64_t);
+        uint64_t slots = per >= 16 ? pow2_floor(per) : 16;
+        uint64_t dslots = pow2_floor((uint64_t)d->cfg.doc_dedup_tuples * 2);
+        if (dslots < 16) dslots = 16;
+        for (size_t g = 0; g < d->ngroups && rc == TOKMARK_OK; g++) {
+            rc = set_init(&d->groups[g].corpus, slots, slots / 4 * 3, 0);
+            if (rc == TOKMARK_OK) rc = set_init(&d->groups[g].doc, dslots, dslots / 4 * 3, 1);
+        }
+        if (rc != TOKMARK_OK) goto fail;
+    }
+    *out = d;
+    return TOKMARK_OK;
+fail:
+    tokmark_detector_free(d);
+    return rc;
+}
+
+void tokmark_detector_set_score(tokmark_detector *d, tokmark_score_kind kind) { d->score = kind; }
+
+void tokmark_detector_begin(tokmark_detector *d) {
+    d->doc_pos = 0;
+    d->doc_tokens = 0;
+    for (size_t k = 0; k < d->nkeys; k++) memset(&d->keys[k].doc, 0, sizeof d->keys[k].doc);
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g];
+        if (d->dedup) set_clear(&G->doc);
+        G->doc_dups = G->doc_dropped = 0;
+    }
+}
+
+void tokmark_detector_reset(tokmark_detector *d) {
+    tokmark_detector_begin(d);
+    d->corpus_tokens = 0;
+    for (size_t k = 0; k < d->nkeys; k++) memset(&d->keys[k].corpus, 0, sizeof d->keys[k].corpus);
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g];
+        if (d->dedup) set_clear(&G->corpus);
+        G->corp_dups = G->corp_dropped = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scoring                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, uint32_t cand) {
+    a->scored++;
+    switch (pp->scheme) {
+    case TOKMARK_SCHEME_KGW:
+        a->count += tm_load32le(blk + 4 * (cand & 3)) < pp->gamma_threshold;
+        break;
+    case TOKMARK_SCHEME_GUMBEL: {
+        double s = tokmark_gumbel_term(tm_load32le(blk + 4 * (cand & 3)));
+        a->fixed += (tm_u128)(uint64_t)floor(s * 0x1p32);
+        break;
+    }
+    case TOKMARK_SCHEME_SYNTHID:
+        for (uint32_t l = 0; l < pp->layers; l++) {
+            uint32_t g = (blk[l >> 3] >> (l & 7)) & 1u;
+            a->count += g;
+            a->wsum += g * pp->weights[l];
+        }
+        break;
+    }
+}
+
+/* Score the n selected tuples of group g for every key of the group. */
+static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
+    for (size_t gk = 0; gk < G->nkeys; gk++) {
+        tm_key *K = &d->keys[G->keys[gk]];
+        const tokmark_params *pp = &K->p->params;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (d->tmax[i] >= pp->vocab_size) continue; /* a token outside this key's vocabulary */
+            d->kstart[m] = d->start[i];
+            d->kcand[m] = d->cand[i];
+            d->kflags[m] = d->flags[i];
+            m++;
+        }
+        if (m == 0) continue;
+        if (pp->seeding == TOKMARK_SEEDING_LEFTHASH)
+            tm_nonce_left_batch(&K->ctx, d->buf, d->kstart, m, pp->context_width, d->scratch, d->nonce);
+        else
+            tm_nonce_self_batch(&K->ctx, d->buf, d->kstart, d->kcand, m, pp->context_width, d->scratch,
+                                d->nonce);
+        int gv = pp->scheme == TOKMARK_SCHEME_SYNTHID;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t t = (uint32_t)d->kcand[i];
+            tm_store64le(d->scratch + 16 * i, d->nonce[i]);
+            tm_store64be(d->scratch + 16 * i + 8, gv ? t : t >> 2);
+        }
+        tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
+        for (size_t i = 0; i < m; i++) {
+            const uint8_t *blk = d->scratch + 16 * i;
+            uint32_t t = (uint32_t)d->kcand[i];
+            if (d->kflags[i] & 1) accumulate(&K->doc, pp, blk, t);
+            if (d->kflags[i] & 2) accumulate(&K->corpus, pp, blk, t);
+        }
+    }
+}
+
+/* Tokens buf[TM_HIST .. TM_HIST+n) are new; positions doc_pos .. doc_pos+n-1. */
+static void process_batch(tokmark_detector *d, size_t n) {
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g];
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (d->doc_pos + i < G->c) continue; /* no full context yet */
+            uint32_t st = (uint32_t)(TM_HIST + i - G->c);
+            const int32_t *tuple = d->buf + st;
+            uint8_t fl = 3;
+            if (d->dedup) {
+                uint64_t f = tm_fingerprint(tuple, G->c, G->seeding);
+                int dn = set_insert(&G->doc, f), cn = set_insert(&G->corpus, f);
+                fl = (uint8_t)((dn == 1 ? 1 : 0) | (cn == 1 ? 2 : 0));
+                if (dn == 0) G->doc_dups++;
+                if (dn < 0) G->doc_dropped++;
+                if (cn == 0) G->corp_dups++;
+                if (cn < 0) G->corp_dropped++;
+                if (fl == 0) continue;
+            }
+            uint32_t mx = 0;
+            for (uint32_t j = 0; j <= G->c; j++)
+                if ((uint32_t)tuple[j] > mx) mx = (uint32_t)tuple[j];
+            d->start[m] = st;
+            d->cand[m] = tuple[G->c];
+            d->tmax[m] = mx;
+            d->flags[m] = fl;
+            m++;
+        }
+        if (m > 0) score_tuples(d, G, m);
+    }
+}
+
+static void push_tokens(tokmark_detector *d, const int32_t *ids, size_t n, int score) {
+    while (n > 0) {
+        size_t k = n < TM_BATCH ? n : TM_BATCH;
+        memcpy(d->buf + TM_HIST, ids, k * sizeof *ids);
+        if (score) process_batch(d, k);
+        /* keep the last TM_HIST tokens as history */
+        memmove(d->buf, d->buf + k, TM_HIST * sizeof *d->buf);
+        d->doc_pos += k;
+        ids += k;
+        n -= k;
+    }
+}
+
+void tokmark_detector_prompt(tokmark_detector *d, const int32_t *ids, size_t n) {
+    push_tokens(d, ids, n, 0);
+}
+
+void tokmark_detector_feed(tokmark_detector *d, const int32_t *ids, size_t n) {
+    d->doc_tokens += n;
+    d->corpus_tokens += n;
+    push_tokens(d, ids, n, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Results                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Round a 128-bit fixed-point count of 2^-32 units toward zero to a double. */
+static double fixed_to_double(tm_u128 x) {
+    int bits = 0;
+    for (tm_u128 y = x; y != 0; y >>= 1) bits++;
+    int shift = bits > 53 ? bits - 53 : 0;
+    uint64_t mant = (uint64_t)(x >> shift);
+    return ldexp((double)mant, shift - 32);
+}
+
+static void fill(const tokmark_detector *d, size_t k, const tm_acc *a, uint64_t tokens, uint64_t dups,
+                 uint64_t dropped, tokmark_result *r) {
+    const tm_key *K = &d->keys[k];
+    const tokmark_params *pp = &K->p->params;
+    memset(r, 0, sizeof *r);
+    r->tokens = tokens;
+    r->scored = a->scored;
+    r->duplicates = dups;
+    r->dropped = dropped;
+    r->key_index = k;
+    memcpy(r->key_id, tokmark_profile_key_id(K->p), TOKMARK_KEY_ID_HEX);
+    r->key_id[TOKMARK_KEY_ID_HEX] = '\0';
+    double n = (double)a->scored, lnp = 0.0;
+    if (a->scored > 0) {
+        switch (pp->scheme) {
+        case TOKMARK_SCHEME_KGW: {
+            double g = tokmark_params_gamma(pp);
+            r->statistic = (double)a->count;
+            r->z = ((double)a->count - g * n) / sqrt(n * g * (1.0 - g));
+            lnp = tokmark_ln_sf_binomial(a->count, a->scored, g);
+            break;
+        }
+        case TOKMARK_SCHEME_GUMBEL: {
+            double S = fixed_to_double(a->fixed);
+            r->statistic = S;
+            r->z = (S - n) / sqrt(n);
+            lnp = tokmark_ln_sf_gamma(S, a->scored);
+            break;
+        }
+        case TOKMARK_SCHEME_SYNTHID:
+            if (d->score == TOKMARK_SCORE_WEIGHTED) {
+                double W = (double)K->W, W2 = 0.0;
+                for (uint32_t l = 0; l < pp->layers; l++) W2 += (double)pp->weights[l] * pp->weights[l];
+                r->statistic = (double)a->wsum / (n * W);
+                r->z = ((double)a->wsum - n * W / 2) / sqrt(n * W2 / 4);
+                lnp = tokmark_ln_sf_weighted(a->wsum, a->scored, pp->weights, pp->layers);
+            } else {
+                double nm = n * pp->layers;
+                r->statistic = (double)a->count / nm;
+                r->z = ((double)a->count - nm / 2) / sqrt(nm / 4);
+                lnp = tokmark_ln_sf_binomial(a->count, a->scored * pp->layers, 0.5);
+            }
+            break;
+        }
+    }
+    r->log10_p = lnp / M_LN10_TM;
+    r->log10_p_corrected = tokmark_ln_sidak(lnp, d->nkeys) / M_LN10_TM;
+}
+
+void tokmark_detector_document(const tokmark_detector *d, size_t key, tokmark_result *out) {
+    if (key >= d->nkeys) { memset(out, 0, sizeof *out); return; }
+    const tm_group *G = &d->groups[d->keys[key].group];
+    fill(d, key, &d->keys[key].doc, d->doc_tokens, G->doc_dups, G->doc_dropped, out);
+}
+
+void tokmark_detector_corpus(const tokmark_detector *d, size_t key, tokmark_result *out) {
+    if (key >= d->nkeys) { memset(out, 0, sizeof *out); return; }
+    const tm_group *G = &d->groups[d->keys[key].group];
+    fill(d, key, &d->keys[key].corpus, d->corpus_tokens, G->corp_dups, G->corp_dropped, out);
+}
+
+static void best(const tokmark_detector *d, int corpus, tokmark_result *out) {
+    tokmark_result r;
+    for (size_t k = 0; k < d->nkeys; k++) {
+        if (corpus) tokmark_detector_corpus(d, k, &r);
+        else tokmark_detector_document(d, k, &r);
+        if (k == 0 || r.log10_p < out->log10_p) *out = r;
+    }
+}
+
+void tokmark_detector_document_best(const tokmark_detector *d, tokmark_result *out) { best(d, 0, out); }
+void tokmark_detector_corpus_best(const tokmark_detector *d, tokmark_result *out) { best(d, 1, out); }

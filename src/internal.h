@@ -1,0 +1,93 @@
+/* internal.h — shared between the library's modules; not installed. */
+#ifndef TOKMARK_INTERNAL_H
+#define TOKMARK_INTERNAL_H
+
+#include "tokmark.h"
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* ---- secrets (sodium_malloc'd, read-only after derivation) ---- */
+typedef struct tm_secrets {
+    uint8_t master[TOKMARK_MASTER_KEY_BYTES];
+    uint8_t k_fp[32];     /* KDF id 0x01 */
+    uint8_t k_acct[32];   /* KDF id 0x02 */
+    uint8_t k_ctx[16];    /* KDF id 0x10 + seeding */
+    uint8_t k_val[16];    /* KDF id 0x20 + scheme */
+    uint8_t rk_ctx[176];  /* AES-128 encryption round keys of k_ctx (AES-NI layout) */
+    uint8_t rk_val[176];  /* ... of k_val */
+} tm_secrets;
+
+struct tokmark_profile {
+    tokmark_params params;
+    char key_id[TOKMARK_KEY_ID_HEX + 1];
+    int has_account;
+    size_t account_len;
+    char account[TOKMARK_ACCOUNT_MAX + 1]; /* NUL-terminated copy (may hold other NULs) */
+    tm_secrets *sec;
+};
+
+/* ---- keys (prf.c) ---- */
+/* Allocate guarded secrets for `master`, derive every sub-key for the
+ * profile's scheme and seeding, expand the AES round keys and make the
+ * memory read-only.  Returns TOKMARK_OK, TOKMARK_ERR_NOMEM or _CRYPTO. */
+int tm_secrets_create(tm_secrets **out, const uint8_t master[TOKMARK_MASTER_KEY_BYTES],
+                      tokmark_scheme scheme, tokmark_seeding seeding);
+void tm_secrets_free(tm_secrets *s); /* NULL ok; wipes */
+
+/* Compute p->key_id from p->params, p->account and p->sec->k_fp (SPEC §2.4). */
+int tm_profile_compute_key_id(tokmark_profile *p);
+/* The canonical parameter text C of SPEC §2.4 into buf; returns length needed. */
+size_t tm_canonical_params(const tokmark_profile *p, char *buf, size_t size);
+
+/* ---- AES backends (prf.c) ---- */
+extern int tm_backend; /* TOKMARK_BACKEND_PORTABLE or _AESNI, fixed at tokmark_init() */
+
+typedef struct tm_aes {
+    int backend;
+    const uint8_t *rk;   /* AES-NI round keys (176 bytes), owned by the profile */
+    void *ecb;           /* EVP_CIPHER_CTX* (portable) */
+    void *ctr;           /* EVP_CIPHER_CTX* (portable) */
+    uint8_t key[16];     /* portable only: needed to re-key CTR; wiped on free */
+} tm_aes;
+
+int  tm_aes_init(tm_aes *a, const uint8_t key[16], const uint8_t rk[176]);
+void tm_aes_free(tm_aes *a);
+/* out[i] = AES(in[i]) for n blocks (in == out allowed). Cannot fail. */
+void tm_aes_ecb(tm_aes *a, const uint8_t *in, uint8_t *out, size_t nblocks);
+/* out = blocks first..first+n-1 of the CTR stream of nonce (SPEC §3). */
+void tm_aes_ctr(tm_aes *a, uint64_t nonce, uint64_t first, size_t nblocks, uint8_t *out);
+
+/* ---- contexts, nonces, fingerprints (prf.c) ---- */
+/* c: tokens before the candidate that the context reads (SPEC §4). */
+uint32_t tm_context_length(const tokmark_params *p);
+uint64_t tm_mix64(uint64_t z);
+/* Fingerprint of a tuple of c+1 tokens (SPEC §7.2); never 0. */
+uint64_t tm_fingerprint(const int32_t *tuple, uint32_t c, uint32_t seeding);
+/* LeftHash nonces of n windows toks[start[k] .. start[k]+h-1]; scratch: 16*n bytes. */
+void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, size_t n, uint32_t h,
+                         uint8_t *scratch, uint64_t *out);
+/* SelfHash nonces: previous tokens toks[start[k] .. +h-2], candidate cand[k];
+ * scratch: 16*n*(h-1) bytes. */
+void tm_nonce_self_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, const int32_t *cand,
+                         size_t n, uint32_t h, uint8_t *scratch, uint64_t *out);
+
+/* ---- small helpers ---- */
+static inline uint64_t tm_load64le(const uint8_t *p) {
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+static inline uint32_t tm_load32le(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void tm_store32le(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void tm_store64le(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void tm_store64be(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+#endif
