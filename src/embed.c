@@ -460,6 +460,54 @@ static void vocab_green(tokmark_embedder *e) {
     }
 }
 
+/* logits[i] += δ where u_i < G, for the u-values packed in `blk` (SPEC §3
+ * layout: 4 little-endian words per block).  Branch-free: the green test is
+ * a coin flip, so a branch would mispredict a quarter of the time. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !TM_BIG_ENDIAN
+#include <immintrin.h>
+__attribute__((target("avx2"))) static void kgw_bias_avx2(const uint8_t *blk, float *l, uint32_t n,
+                                                          uint32_t G, float d) {
+    const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i g = _mm256_set1_epi32((int)(G ^ 0x80000000u));
+    const __m256 dv = _mm256_set1_ps(d);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 4 * i)), flip);
+        __m256 green = _mm256_castsi256_ps(_mm256_cmpgt_epi32(g, u)); /* u < G, unsigned */
+        __m256 v = _mm256_loadu_ps(l + i);
+        _mm256_storeu_ps(l + i, _mm256_add_ps(v, _mm256_and_ps(green, dv)));
+    }
+    for (; i < n; i++) l[i] += tm_load32le(blk + 4 * i) < G ? d : 0.0f;
+}
+static int have_avx2(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return v;
+}
+#define TM_HAVE_AVX2_PATH 1
+#endif
+
+static void kgw_bias_block(const uint8_t *blk, float *l, uint32_t n, uint32_t G, float d) {
+#ifdef TM_HAVE_AVX2_PATH
+    if (have_avx2()) {
+        kgw_bias_avx2(blk, l, n, G, d);
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t green = (uint32_t)0 - (uint32_t)(tm_load32le(blk + 4 * i) < G);
+        uint32_t add;
+        memcpy(&add, &d, 4);
+        add &= green;
+        float f;
+        memcpy(&f, &add, 4);
+        l[i] += f;
+    }
+}
+
 static void kgw_apply_logits(tokmark_embedder *e, float *logits) {
     uint32_t V = e->par.vocab_size, G = e->par.gamma_threshold;
     float d = (float)e->par.delta;
@@ -468,12 +516,7 @@ static void kgw_apply_logits(tokmark_embedder *e, float *logits) {
         for (uint32_t t0 = 0; t0 < V; t0 += 4 * TM_CHUNK_BLOCKS) {
             uint32_t cnt = V - t0 < 4 * TM_CHUNK_BLOCKS ? V - t0 : 4 * TM_CHUNK_BLOCKS;
             tm_aes_ctr(&e->val_aes, e->nonce, t0 >> 2, (cnt + 3) / 4, e->vblk);
-            const uint8_t *b = e->vblk;
-            float *l = logits + t0;
-            for (uint32_t i = 0; i < cnt; i++) {
-                uint32_t u = tm_load32le(b + 4 * i);
-                l[i] += u < G ? d : 0.0f;
-            }
+            kgw_bias_block(e->vblk, logits + t0, cnt, G, d);
         }
         return;
     }
@@ -482,49 +525,120 @@ static void kgw_apply_logits(tokmark_embedder *e, float *logits) {
         if ((e->vbits[t >> 6] >> (t & 63)) & 1) logits[t] += d;
 }
 
+/* Gumbel pruning (SPEC §5.2 choice, computed exactly).  For a candidate with
+ * logit ℓ and value u, its key ℓ − ln(−ln r) is at most ℓ − ln(1 − r)
+ * (because −ln r ≥ 1 − r).  With T = best − ℓ and k = ⌊T / ln 2⌋ ≥ 1 the key
+ * can only reach `best` if 1 − r ≤ e^{−T} ≤ 2^{−k}, i.e. u ≥ 2^32 − 2^{32−k}.
+ * Tokens failing that are skipped without logarithms; the others get the
+ * exact key, so the choice equals the brute-force argmax.  The margins
+ * (1e-3 on T; 1e-4 + 1e-6·|best|/ln 2 on T/ln 2) exceed the float rounding of
+ * the vector test (below 1e-7·|ℓ| + 3e-6 for |ℓ − best| ≤ 23), so it is safe. */
+typedef struct gumbel_best {
+    double key;
+    int32_t id;
+} gumbel_best;
+
+static void gumbel_exact(gumbel_best *b, float lg, uint32_t u, int32_t t) {
+    double k = gumbel_key(lg, u);
+    if (k > b->key || (k == b->key && k > -INFINITY && t < b->id)) {
+        b->key = k;
+        b->id = t;
+    }
+}
+
+static void gumbel_scan_scalar(gumbel_best *b, const float *l, const uint8_t *w, uint32_t n, int32_t t0) {
+    const double inv_ln2 = 1.4426950408889634074;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t u = tm_load32le(w + 4 * i);
+        double T = b->key - 1e-3 - (double)l[i];
+        if (T >= 0.6931471805599453) { /* k ≥ 1: the cheap test can prune */
+            double kf = floor(T * inv_ln2 - 1e-4);
+            uint32_t k = kf >= 32.0 ? 32u : (uint32_t)kf;
+            uint32_t thr = k == 0 ? 0u : (uint32_t)(0xFFFFFFFFull << (32 - k));
+            if (u < thr) continue;
+        }
+        gumbel_exact(b, l[i], u, t0 + (int32_t)i);
+    }
+}
+
+#ifdef TM_HAVE_AVX2_PATH
+static float gumbel_c(double key) {
+    const double inv_ln2 = 1.4426950408889634074;
+    if (!(key > -INFINITY)) return -INFINITY;
+    return (float)((key - 1e-3) * inv_ln2 - 1e-4 - 1e-6 * fabs(key) * inv_ln2);
+}
+
+/* k = clamp(⌊(best − 1e-3 − ℓ)/ln 2 − 1e-4⌋, 0, 32) as one FMA from the loop
+ * constant c = (best − 1e-3)/ln 2 − 1e-4; NaN (ℓ = −∞ with best = −∞, or a NaN
+ * logit) clamps to 32, which prunes: such tokens are never chosen. */
+__attribute__((target("avx2,fma"))) static inline unsigned gumbel_keep8(__m256 c, const float *l,
+                                                                       const uint8_t *w) {
+    const __m256 neg_inv_ln2 = _mm256_set1_ps(-1.44269504f);
+    const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
+    __m256 kf = _mm256_floor_ps(_mm256_fmadd_ps(_mm256_loadu_ps(l), neg_inv_ln2, c));
+    kf = _mm256_max_ps(_mm256_min_ps(kf, _mm256_set1_ps(32.0f)), _mm256_setzero_ps());
+    __m256i k = _mm256_cvttps_epi32(kf);
+    __m256i thr = _mm256_sllv_epi32(_mm256_set1_epi32(-1), _mm256_sub_epi32(_mm256_set1_epi32(32), k));
+    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)w);
+    __m256i prune = _mm256_cmpgt_epi32(_mm256_xor_si256(thr, flip), _mm256_xor_si256(u, flip));
+    return (unsigned)~_mm256_movemask_ps(_mm256_castsi256_ps(prune)) & 0xffu;
+}
+
+__attribute__((target("avx2,fma"))) static void gumbel_scan_avx2(gumbel_best *b, const float *l,
+                                                                  const uint8_t *w, uint32_t n,
+                                                                  int32_t t0) {
+    double key = b->key;
+    __m256 c = _mm256_set1_ps(gumbel_c(key));
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        unsigned keep = gumbel_keep8(c, l + i, w + 4 * i) | gumbel_keep8(c, l + i + 8, w + 4 * i + 32) << 8;
+        if (__builtin_expect(keep == 0, 1)) continue;
+        while (keep) {
+            unsigned j = (unsigned)__builtin_ctz(keep);
+            keep &= keep - 1;
+            gumbel_exact(b, l[i + j], tm_load32le(w + 4 * (i + j)), t0 + (int32_t)(i + j));
+        }
+        if (b->key != key) {
+            key = b->key;
+            c = _mm256_set1_ps(gumbel_c(key));
+        }
+    }
+    if (i < n) gumbel_scan_scalar(b, l + i, w + 4 * i, n - i, t0 + (int32_t)i);
+}
+#endif
+
+static void gumbel_scan(gumbel_best *b, const float *l, const uint8_t *w, uint32_t n, int32_t t0) {
+#ifdef TM_HAVE_AVX2_PATH
+    if (have_avx2()) {
+        gumbel_scan_avx2(b, l, w, n, t0);
+        return;
+    }
+#endif
+    gumbel_scan_scalar(b, l, w, n, t0);
+}
+
 static int32_t gumbel_choose_logits(tokmark_embedder *e, const float *logits) {
     uint32_t V = e->par.vocab_size, step = vocab_chunk(e);
     uint32_t u[4 * TM_CHUNK_BLOCKS];
-    /* Bound: -ln(-ln r) ≤ -ln(1-r) ≤ (32 - ⌊log2 v⌋)·ln 2 with v = 2^32 - u
-     * (SPEC §5.2); a token whose logit plus its bound cannot reach the best
-     * key found so far is skipped without computing logarithms.  Start from
-     * the largest logit so the bound prunes almost everything. */
-    int32_t best = -1;
-    double bk = -INFINITY;
-    uint32_t am = 0;
-    for (uint32_t t = 1; t < V; t++)
-        if (logits[t] > logits[am]) am = t;
-    {
-        int32_t one = (int32_t)am;
-        uint32_t v;
-        if (e->par.seeding == TOKMARK_SEEDING_LEFTHASH) {
-            uint8_t blk[16];
-            tm_aes_ctr(&e->val_aes, e->nonce, am >> 2, 1, blk);
-            v = tm_load32le(blk + 4 * (am & 3));
-        } else {
-            vocab_u(e, am, 1, &v);
-        }
-        (void)one;
-        double k = gumbel_key(logits[am], v);
-        if (k > -INFINITY) { bk = k; best = (int32_t)am; }
-    }
-    const double ln2 = 0.69314718055994530942;
+    gumbel_best b = {-INFINITY, -1};
     for (uint32_t t0 = 0; t0 < V; t0 += step) {
         uint32_t cnt = V - t0 < step ? V - t0 : step;
-        vocab_u(e, t0, cnt, u);
-        for (uint32_t i = 0; i < cnt; i++) {
-            float lg = logits[t0 + i];
-            if (!(lg > -INFINITY)) continue;
-            uint64_t v = 4294967296ull - u[i];
-            int fl = 63 - __builtin_clzll(v);
-            double bound = (double)lg + (double)(32 - fl) * ln2 + 1e-9;
-            if (bound < bk) continue;
-            double k = gumbel_key(lg, u[i]);
-            int32_t t = (int32_t)(t0 + i);
-            if (k > bk || (k == bk && k > -INFINITY && t < best)) { bk = k; best = t; }
+        const uint8_t *w;
+        if (e->par.seeding == TOKMARK_SEEDING_LEFTHASH) {
+            tm_aes_ctr(&e->val_aes, e->nonce, t0 >> 2, (cnt + 3) / 4, e->vblk);
+            w = e->vblk;
+        } else {
+            vocab_u(e, t0, cnt, u);
+            for (uint32_t i = 0; i < cnt; i++) tm_store32le((uint8_t *)&u[i], u[i]);
+            w = (const uint8_t *)u;
         }
+        gumbel_scan(&b, logits + t0, w, cnt, (int32_t)t0);
     }
-    return best >= 0 ? best : (int32_t)am;
+    if (b.id >= 0) return b.id;
+    uint32_t am = 0; /* nothing finite: the largest logit */
+    for (uint32_t t = 1; t < V; t++)
+        if (logits[t] > logits[am]) am = t;
+    return (int32_t)am;
 }
 
 /* SynthID over the whole vocabulary: e->vp = p_m. */

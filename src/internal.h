@@ -42,6 +42,7 @@ size_t tm_canonical_params(const tokmark_profile *p, char *buf, size_t size);
 
 /* ---- AES backends (prf.c) ---- */
 extern int tm_backend; /* TOKMARK_BACKEND_PORTABLE or _AESNI, fixed at tokmark_init() */
+extern int tm_use_vaes; /* AES-NI backend: use 256-bit VAES for long CTR runs (tests may clear it) */
 
 typedef struct tm_aes {
     int backend;
@@ -72,22 +73,32 @@ void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, 
 void tm_nonce_self_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, const int32_t *cand,
                          size_t n, uint32_t h, uint8_t *scratch, uint64_t *out);
 
-/* ---- small helpers ---- */
+/* ---- small helpers: byte order ---- */
+#include <string.h>
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TM_BIG_ENDIAN 1
+#else
+#define TM_BIG_ENDIAN 0
+#endif
+static inline uint64_t tm_bswap64(uint64_t v) { return __builtin_bswap64(v); }
+static inline uint32_t tm_bswap32(uint32_t v) { return __builtin_bswap32(v); }
 static inline uint64_t tm_load64le(const uint8_t *p) {
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+    uint64_t v; memcpy(&v, p, 8); return TM_BIG_ENDIAN ? tm_bswap64(v) : v;
 }
 static inline uint32_t tm_load32le(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t v; memcpy(&v, p, 4); return TM_BIG_ENDIAN ? tm_bswap32(v) : v;
 }
 static inline void tm_store32le(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+    if (TM_BIG_ENDIAN) v = tm_bswap32(v);
+    memcpy(p, &v, 4);
 }
 static inline void tm_store64le(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    if (TM_BIG_ENDIAN) v = tm_bswap64(v);
+    memcpy(p, &v, 8);
 }
 static inline void tm_store64be(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+    if (!TM_BIG_ENDIAN) v = tm_bswap64(v);
+    memcpy(p, &v, 8);
 }
 
 #endif
