@@ -1,5 +1,8 @@
 /* detect.c — the streaming detector (SPEC.md §7). */
+#define _DEFAULT_SOURCE 1 /* MADV_HUGEPAGE */
 #include "internal.h"
+
+#include <sys/mman.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 __extension__ typedef unsigned __int128 tm_u128;
 
 #define TM_BATCH 256u
+#define TM_PREFETCH 20u
 #define TM_HIST  TOKMARK_MAX_CONTEXT
 #define TM_DEFAULT_DEDUP_MEMORY ((uint64_t)256 << 20)
 #define TM_DEFAULT_DOC_TUPLES (1u << 20)
@@ -28,7 +32,8 @@ typedef struct tm_set {
     uint64_t *slot;
     uint64_t mask;   /* table size - 1 (0 when disabled) */
     uint64_t count, limit;
-    uint32_t *used;  /* inserted slot indices, for O(count) clearing (doc sets) */
+    uint64_t max_slots; /* doc sets grow up to this many slots */
+    uint64_t *used;  /* inserted fingerprints, for O(count) clearing and growth (doc sets) */
 } tm_set;
 
 typedef struct tm_group {
@@ -76,31 +81,89 @@ struct tokmark_detector {
 /* Fingerprint sets                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* Tables of 2 MiB and more are mapped directly and, where the kernel allows,
+ * backed by huge pages: a random probe into a large table otherwise costs a
+ * TLB miss and a page walk on top of the cache miss. */
+#define TM_BIG_TABLE ((size_t)2 << 20)
+
+static uint64_t *table_alloc(uint64_t slots) {
+    size_t bytes = (size_t)slots * sizeof(uint64_t);
+    if (bytes < TM_BIG_TABLE) return calloc(slots, sizeof(uint64_t));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return (uint64_t *)p;
+}
+
+static void table_free(uint64_t *t, uint64_t slots) {
+    if (t == NULL) return;
+    size_t bytes = (size_t)slots * sizeof(uint64_t);
+    if (bytes < TM_BIG_TABLE) free(t);
+    else munmap(t, bytes);
+}
+
+/* A set starts small and doubles (at 3/4 load) up to max_slots, so that a
+ * small corpus or document stays in cache.  A document set (track != 0)
+ * remembers its fingerprints to clear in O(count). */
 static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
     memset(s, 0, sizeof *s);
     if (slots == 0) return TOKMARK_OK;
-    s->slot = calloc(slots, sizeof *s->slot);
-    if (s->slot == NULL) return TOKMARK_ERR_NOMEM;
-    s->mask = slots - 1;
+    s->max_slots = slots;
     s->limit = limit;
+    slots = slots < 4096 ? slots : 4096;
     if (track) {
         s->used = malloc(limit * sizeof *s->used);
         if (s->used == NULL) return TOKMARK_ERR_NOMEM;
     }
+    s->slot = table_alloc(slots);
+    if (s->slot == NULL) return TOKMARK_ERR_NOMEM;
+    s->mask = slots - 1;
     return TOKMARK_OK;
 }
 
 static void set_free(tm_set *s) {
-    free(s->slot);
+    if (s->slot != NULL) table_free(s->slot, s->mask + 1);
     free(s->used);
 }
 
 static void set_clear(tm_set *s) {
-    if (s->used != NULL)
-        for (uint64_t i = 0; i < s->count; i++) s->slot[s->used[i]] = 0;
+    if (s->used != NULL && s->count < (s->mask + 1) / 16)
+        for (uint64_t i = 0; i < s->count; i++) {
+            uint64_t j = s->used[i] & s->mask;
+            while (s->slot[j] != s->used[i]) j = (j + 1) & s->mask;
+            s->slot[j] = 0;
+        }
     else if (s->slot != NULL)
         memset(s->slot, 0, (s->mask + 1) * sizeof *s->slot);
     s->count = 0;
+}
+
+static void set_put(uint64_t *slot, uint64_t mask, uint64_t f) {
+    uint64_t i = f & mask;
+    while (slot[i] != 0) i = (i + 1) & mask;
+    slot[i] = f;
+}
+
+/* Double a set (3/4 load reached).  On allocation failure it stays as it is:
+ * it then fills to 15/16 and drops new tuples after that (counted). */
+static void set_grow(tm_set *s) {
+    uint64_t n = (s->mask + 1) * 2;
+    uint64_t *t = table_alloc(n);
+    if (t == NULL) {
+        s->max_slots = s->mask + 1;
+        if (s->limit > s->max_slots / 16 * 15) s->limit = s->max_slots / 16 * 15;
+        return;
+    }
+    if (s->used != NULL)
+        for (uint64_t i = 0; i < s->count; i++) set_put(t, n - 1, s->used[i]);
+    else
+        for (uint64_t i = 0; i <= s->mask; i++)
+            if (s->slot[i] != 0) set_put(t, n - 1, s->slot[i]);
+    table_free(s->slot, s->mask + 1);
+    s->slot = t;
+    s->mask = n - 1;
 }
 
 /* 1: inserted (new); 0: already present; -1: not present and the set is full. */
@@ -111,11 +174,18 @@ static int set_insert(tm_set *s, uint64_t f) {
         i = (i + 1) & s->mask;
     }
     if (s->count >= s->limit) return -1;
+    if (s->mask + 1 < s->max_slots && s->count + 1 > (s->mask + 1) / 4 * 3) {
+        set_grow(s);
+        i = f & s->mask;
+        while (s->slot[i] != 0) i = (i + 1) & s->mask;
+    }
     s->slot[i] = f;
-    if (s->used != NULL) s->used[s->count] = (uint32_t)i;
+    if (s->used != NULL) s->used[s->count] = f;
     s->count++;
     return 1;
 }
+
+static void set_prefetch(const tm_set *s, uint64_t f) { __builtin_prefetch(&s->slot[f & s->mask]); }
 
 static uint64_t pow2_floor(uint64_t n) {
     uint64_t p = 1;
@@ -294,17 +364,31 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
 
 /* Tokens buf[TM_HIST .. TM_HIST+n) are new; positions doc_pos .. doc_pos+n-1. */
 static void process_batch(tokmark_detector *d, size_t n) {
+    uint64_t fp[TM_BATCH];
     for (size_t g = 0; g < d->ngroups; g++) {
         tm_group *G = &d->groups[g];
+        size_t i0 = d->doc_pos >= G->c ? 0 : (size_t)(G->c - d->doc_pos); /* first with a context */
+        if (i0 >= n) continue;
+        if (d->dedup) {
+            for (size_t i = i0; i < n; i++) fp[i] = tm_fingerprint(d->buf + TM_HIST + i - G->c, G->c, G->seeding);
+            for (size_t i = i0; i < n && i < i0 + TM_PREFETCH; i++) {
+                set_prefetch(&G->corpus, fp[i]);
+                set_prefetch(&G->doc, fp[i]);
+            }
+        }
         size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (d->doc_pos + i < G->c) continue; /* no full context yet */
+        for (size_t i = i0; i < n; i++) {
+            /* prefetch a fixed distance ahead: enough misses in flight to
+             * hide the latency, not so many that the prefetches stall */
+            if (d->dedup && i + TM_PREFETCH < n) {
+                set_prefetch(&G->corpus, fp[i + TM_PREFETCH]);
+                set_prefetch(&G->doc, fp[i + TM_PREFETCH]);
+            }
             uint32_t st = (uint32_t)(TM_HIST + i - G->c);
             const int32_t *tuple = d->buf + st;
             uint8_t fl = 3;
             if (d->dedup) {
-                uint64_t f = tm_fingerprint(tuple, G->c, G->seeding);
-                int dn = set_insert(&G->doc, f), cn = set_insert(&G->corpus, f);
+                int dn = set_insert(&G->doc, fp[i]), cn = set_insert(&G->corpus, fp[i]);
                 fl = (uint8_t)((dn == 1 ? 1 : 0) | (cn == 1 ? 2 : 0));
                 if (dn == 0) G->doc_dups++;
                 if (dn < 0) G->doc_dropped++;

@@ -62,9 +62,25 @@ void tm_aes_ctr(tm_aes *a, uint64_t nonce, uint64_t first, size_t nblocks, uint8
 /* ---- contexts, nonces, fingerprints (prf.c) ---- */
 /* c: tokens before the candidate that the context reads (SPEC §4). */
 uint32_t tm_context_length(const tokmark_params *p);
-uint64_t tm_mix64(uint64_t z);
-/* Fingerprint of a tuple of c+1 tokens (SPEC §7.2); never 0. */
-uint64_t tm_fingerprint(const int32_t *tuple, uint32_t c, uint32_t seeding);
+static inline uint64_t tm_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Fingerprint of a tuple of c+1 tokens (SPEC §7.2); never 0.  A multilinear
+ * sum (independent multiplies) and one finalising mix. */
+static inline uint64_t tm_fingerprint(const int32_t *tuple, uint32_t c, uint32_t seeding) {
+    static const uint64_t M[TOKMARK_MAX_CONTEXT + 1] = {
+        0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0xD6E8FEB86659FD93ull,
+        0xFF51AFD7ED558CCDull, 0xC4CEB9FE1A85EC53ull, 0x87C37B91114253D5ull, 0x4CF5AD432745937Full,
+        0xA0761D6478BD642Full, 0xE7037ED1A0B428DBull, 0x8EBC6AF09C88C6E3ull, 0x589965CC75374CC3ull,
+        0x1D8E4E27C47D124Full, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull, 0x2545F4914F6CDD1Dull,
+        0x9FB21C651E98DF25ull};
+    uint64_t f = 0x243F6A8885A308D3ull ^ ((uint64_t)c * 0x100u + seeding);
+    for (uint32_t i = 0; i <= c; i++) f += ((uint64_t)(uint32_t)tuple[i] + 1) * M[i];
+    f = tm_mix64(f);
+    return f ? f : 1;
+}
 /* LeftHash nonces of n windows toks[start[k] .. start[k]+h-1]; scratch: 16*n bytes. */
 void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, size_t n, uint32_t h,
                          uint8_t *scratch, uint64_t *out);

@@ -400,33 +400,26 @@ uint32_t tm_context_length(const tokmark_params *p) {
     return p->seeding == TOKMARK_SEEDING_SELFHASH ? p->context_width - 1 : p->context_width;
 }
 
-uint64_t tm_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-uint64_t tm_fingerprint(const int32_t *tuple, uint32_t c, uint32_t seeding) {
-    uint64_t f = 0x243F6A8885A308D3ull ^ ((uint64_t)c * 0x100u + seeding);
-    for (uint32_t i = 0; i <= c; i++) f = tm_mix64(f ^ (uint64_t)(uint32_t)tuple[i]);
-    return f ? f : 1;
-}
-
 /* LeftHash nonces for n windows: window k is toks[start[k] .. start[k]+h-1].
  * scratch must hold 16*n bytes. */
 void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, size_t n, uint32_t h,
                          uint8_t *scratch, uint64_t *out) {
     uint32_t nb = (h + 3) / 4;
-    memset(scratch, 0, 16 * n);
     for (uint32_t b = 0; b < nb; b++) {
+        uint32_t w = h - 4 * b < 4 ? h - 4 * b : 4; /* tokens in this block */
         for (size_t k = 0; k < n; k++) {
-            uint8_t *blk = scratch + 16 * k;
-            for (uint32_t j = 0; j < 4 && 4 * b + j < h; j++) {
-                uint32_t t = (uint32_t)toks[start[k] + 4 * b + j];
-                blk[4 * j + 0] ^= (uint8_t)t;
-                blk[4 * j + 1] ^= (uint8_t)(t >> 8);
-                blk[4 * j + 2] ^= (uint8_t)(t >> 16);
-                blk[4 * j + 3] ^= (uint8_t)(t >> 24);
+            uint8_t blk[16] = {0};
+            const int32_t *t = toks + start[k] + 4 * b;
+            for (uint32_t j = 0; j < w; j++) tm_store32le(blk + 4 * j, (uint32_t)t[j]);
+            uint8_t *x = scratch + 16 * k;
+            if (b == 0) {
+                memcpy(x, blk, 16);
+            } else { /* CBC chaining: X_j = AES(X_{j-1} xor P_j) */
+                uint64_t x0, x1, p0, p1;
+                memcpy(&x0, x, 8); memcpy(&x1, x + 8, 8);
+                memcpy(&p0, blk, 8); memcpy(&p1, blk + 8, 8);
+                x0 ^= p0; x1 ^= p1;
+                memcpy(x, &x0, 8); memcpy(x + 8, &x1, 8);
             }
         }
         tm_aes_ecb(a, scratch, scratch, n);
