@@ -261,13 +261,15 @@ static double softmax_cand(const tokmark_token_data *cand, size_t n, double *p) 
         for (size_t i = 0; i < n; i++) p[i] = 0.0;
         return 0.0;
     }
+    /* expf: single precision is ample for sampling weights, and twice as fast */
     double z = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double v = cand[i].logit > -INFINITY ? exp((double)cand[i].logit - (double)mx) : 0.0;
+        double v = cand[i].logit > -INFINITY ? (double)expf(cand[i].logit - mx) : 0.0;
         p[i] = v;
         z += v;
     }
-    for (size_t i = 0; i < n; i++) p[i] /= z;
+    double inv = 1.0 / z;
+    for (size_t i = 0; i < n; i++) p[i] *= inv;
     return 1.0;
 }
 
@@ -323,26 +325,35 @@ static void apply_kgw(tokmark_embedder *e, tokmark_token_data *cand, size_t K) {
     }
 }
 
+/* Gumbel choice among candidates: the same key and tie rule as the full
+ * vocabulary, and the same exact pruning bound (see gumbel_scan_scalar),
+ * starting from the candidate with the largest logit. */
 static size_t choose_gumbel(tokmark_embedder *e, const tokmark_token_data *cand, size_t K) {
     candidate_nonces(e, K);
     candidate_blocks(e, K, 0, e->cg);
-    size_t best = K;
-    double bk = -INFINITY;
+    size_t am = K;
+    for (size_t i = 0; i < K; i++)
+        if (e->cvalid[i] && (am == K || cand[i].logit > cand[am].logit)) am = i;
+    if (am == K) return 0; /* no valid candidate */
+    const double inv_ln2 = 1.4426950408889634074;
+    size_t best = am;
+    double bk = gumbel_key(cand[am].logit, tm_load32le(e->cg + 16 * am + 4 * ((uint32_t)e->cid[am] & 3)));
     for (size_t i = 0; i < K; i++) {
-        if (!e->cvalid[i]) continue;
+        if (!e->cvalid[i] || i == am) continue;
         uint32_t u = tm_load32le(e->cg + 16 * i + 4 * ((uint32_t)e->cid[i] & 3));
+        double T = bk - 1e-3 - (double)cand[i].logit;
+        if (T >= 0.6931471805599453) { /* positive: truncation is floor */
+            double kf = T * inv_ln2 - 1e-4;
+            uint32_t k = kf >= 32.0 ? 32u : (uint32_t)kf;
+            if (u < (uint32_t)(0xFFFFFFFFull << (32 - k))) continue;
+        }
         double k = gumbel_key(cand[i].logit, u);
-        if (k > bk || (k == bk && best < K && k > -INFINITY && cand[i].id < cand[best].id)) {
+        if (k > bk || (k == bk && k > -INFINITY && cand[i].id < cand[best].id)) {
             bk = k;
             best = i;
         }
     }
-    if (best == K) { /* nothing finite and valid: fall back to the largest logit */
-        float mx = -INFINITY;
-        for (size_t i = 0; i < K; i++)
-            if (best == K || cand[i].logit > mx) { mx = cand[i].logit; best = i; }
-    }
-    return best;
+    return best; /* when every key is -inf: the largest logit */
 }
 
 /* SynthID tournament on p[0..n) with g-value blocks g (16 bytes each). */
@@ -551,8 +562,8 @@ static void gumbel_scan_scalar(gumbel_best *b, const float *l, const uint8_t *w,
     for (uint32_t i = 0; i < n; i++) {
         uint32_t u = tm_load32le(w + 4 * i);
         double T = b->key - 1e-3 - (double)l[i];
-        if (T >= 0.6931471805599453) { /* k ≥ 1: the cheap test can prune */
-            double kf = floor(T * inv_ln2 - 1e-4);
+        if (T >= 0.6931471805599453) { /* k ≥ 1: the cheap test can prune; truncation = floor */
+            double kf = T * inv_ln2 - 1e-4;
             uint32_t k = kf >= 32.0 ? 32u : (uint32_t)kf;
             uint32_t thr = k == 0 ? 0u : (uint32_t)(0xFFFFFFFFull << (32 - k));
             if (u < thr) continue;
