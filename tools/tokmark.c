@@ -6,6 +6,7 @@
 
 #include "cmd_keygen.h"
 #include "cmd_keyinfo.h"
+#include "cmd_demo.h"
 
 typedef struct command {
     const char *name;
@@ -19,6 +20,8 @@ static const command commands[] = {
      cmd_keygen_help},
     {"keyinfo", "show the key ID and parameters of key files (never the key)", cmd_keyinfo,
      cmd_keyinfo_help},
+    {"demo", "embed and detect end to end on a synthetic model (built-in defaults)", cmd_demo,
+     cmd_demo_help},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
