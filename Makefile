@@ -9,7 +9,8 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
            -Wcast-qual -Wformat=2 -Wundef -Wvla -Wconversion -Wno-sign-conversion
 OPT     ?= -O2 -g
 CFLAGS  ?=
-ifdef WERROR
+# -Werror in CI (CI=true) or on request (WERROR=1)
+ifneq ($(filter true 1,$(CI) $(WERROR)),)
 WARN += -Werror
 endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)

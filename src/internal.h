@@ -52,6 +52,8 @@ typedef struct tm_aes {
     uint8_t key[16];     /* portable only: needed to re-key CTR; wiped on free */
 } tm_aes;
 
+/* FIPS 197 key expansion (AES-NI when available unless `portable`). */
+void tm_aes_expand(const uint8_t key[16], uint8_t rk[176], int portable);
 int  tm_aes_init(tm_aes *a, const uint8_t key[16], const uint8_t rk[176]);
 void tm_aes_free(tm_aes *a);
 /* out[i] = AES(in[i]) for n blocks (in == out allowed). Cannot fail. */

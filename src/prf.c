@@ -316,6 +316,9 @@ void tm_aes_ctr(tm_aes *a, uint64_t nonce, uint64_t first, size_t n, uint8_t *ou
 static const char TM_KDF_CTX[crypto_kdf_CONTEXTBYTES] = {'t', 'o', 'k', 'm', 'a', 'r', 'k', '1'};
 
 static void portable_expand(const uint8_t key[16], uint8_t rk[176]);
+#if TM_HAVE_AESNI
+static void aesni_expand(const uint8_t key[16], uint8_t rk[176]);
+#endif
 
 int tm_secrets_create(tm_secrets **out, const uint8_t master[TOKMARK_MASTER_KEY_BYTES],
                       tokmark_scheme scheme, tokmark_seeding seeding) {
@@ -332,19 +335,21 @@ int tm_secrets_create(tm_secrets **out, const uint8_t master[TOKMARK_MASTER_KEY_
         sodium_free(s);
         return TOKMARK_ERR_CRYPTO;
     }
-#if TM_HAVE_AESNI
-    if (cpu_has_aesni()) {
-        aesni_expand(s->k_ctx, s->rk_ctx);
-        aesni_expand(s->k_val, s->rk_val);
-    } else
-#endif
-    {
-        portable_expand(s->k_ctx, s->rk_ctx);
-        portable_expand(s->k_val, s->rk_val);
-    }
+    tm_aes_expand(s->k_ctx, s->rk_ctx, 0);
+    tm_aes_expand(s->k_val, s->rk_val, 0);
     sodium_mprotect_readonly(s);
     *out = s;
     return TOKMARK_OK;
+}
+
+void tm_aes_expand(const uint8_t key[16], uint8_t rk[176], int portable) {
+#if TM_HAVE_AESNI
+    if (!portable && cpu_has_aesni()) {
+        aesni_expand(key, rk);
+        return;
+    }
+#endif
+    portable_expand(key, rk);
 }
 
 void tm_secrets_free(tm_secrets *s) {
