@@ -67,6 +67,8 @@ typedef enum tokmark_error {
     TOKMARK_ERR_TOO_SHORT    = -10  /* too few tokens to score */
 } tokmark_error;
 
+/* After TOKMARK_ERR_IO, errno holds the operating system's reason. */
+
 /* A static, never-NULL name such as "TOKMARK_ERR_FORMAT" ("unknown" otherwise). */
 const char *tokmark_error_name(int code);
 /* A static one-line description of the error in plain words. */
@@ -169,7 +171,10 @@ TOKMARK_NODISCARD int tokmark_profile_generate(tokmark_profile **out, const tokm
 TOKMARK_NODISCARD int tokmark_profile_from_key(tokmark_profile **out, const tokmark_params *params,
                                                const uint8_t master_key[TOKMARK_MASTER_KEY_BYTES]);
 /* The sub-profile of one account or tenant: same parameters, key derived from
- * the master key and the account id (SPEC.md §2.5).  account_len ≤ 255 bytes. */
+ * the master key and the account id (SPEC.md §2.5).  1 ≤ account_len ≤ 255
+ * bytes.  An account sub-profile cannot derive further (TOKMARK_ERR_INVALID).
+ * Parameters are stored in canonical form: fields the scheme does not use
+ * hold their defaults, weights beyond m are 0. */
 TOKMARK_NODISCARD int tokmark_profile_derive_account(tokmark_profile **out, const tokmark_profile *master,
                                                      const char *account, size_t account_len);
 void tokmark_profile_free(tokmark_profile *p); /* NULL is a no-op; secrets are wiped */
@@ -188,8 +193,10 @@ const tokmark_params *tokmark_profile_params(const tokmark_profile *p);
 /* The public key ID: 32 hex digits + NUL. Commits to the key and parameters,
  * reveals nothing about the key (SPEC.md §2.4). */
 const char *tokmark_profile_key_id(const tokmark_profile *p);
-/* The account id a derived profile belongs to, or NULL for a master profile. */
+/* The account id a derived profile belongs to (NUL-terminated; it may itself
+ * contain NUL bytes, so use the length), or NULL for a master profile. */
 const char *tokmark_profile_account(const tokmark_profile *p);
+size_t tokmark_profile_account_len(const tokmark_profile *p); /* 0 for a master profile */
 /* Write the public description (parameters and key ID, never the key) as
  * "name value" lines into buf; returns the length it needs (like snprintf). */
 size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size);

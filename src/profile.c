@@ -419,6 +419,10 @@ const char *tokmark_profile_account(const tokmark_profile *p) {
     return p != NULL && p->has_account ? p->account : NULL;
 }
 
+size_t tokmark_profile_account_len(const tokmark_profile *p) {
+    return p != NULL && p->has_account ? p->account_len : 0;
+}
+
 /* An account id as one word: printable ASCII other than space and backslash
  * as is, every other byte as \xHH, so it can never break a line. */
 static void write_escaped(sbuf *b, const char *s, size_t n) {
