@@ -32,8 +32,10 @@ typedef struct tm_set {
     uint64_t *slot;
     uint64_t mask;   /* table size - 1 (0 when disabled) */
     uint64_t count, limit;
-    uint64_t max_slots; /* doc sets grow up to this many slots */
-    uint64_t *used;  /* inserted fingerprints, for O(count) clearing and growth (doc sets) */
+    uint64_t max_slots; /* sets grow up to this many slots */
+    uint64_t *used;  /* doc sets: inserted fingerprints, for O(count) clearing */
+    uint64_t used_cap;
+    int track;
 } tm_set;
 
 typedef struct tm_group {
@@ -112,9 +114,11 @@ static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
     if (slots == 0) return TOKMARK_OK;
     s->max_slots = slots;
     s->limit = limit;
-    slots = slots < 4096 ? slots : 4096;
+    s->track = track;
+    slots = slots < 256 ? slots : 256;
     if (track) {
-        s->used = malloc(limit * sizeof *s->used);
+        s->used_cap = slots / 4 * 3;
+        s->used = malloc(s->used_cap * sizeof *s->used);
         if (s->used == NULL) return TOKMARK_ERR_NOMEM;
     }
     s->slot = table_alloc(slots);
@@ -151,6 +155,17 @@ static void set_put(uint64_t *slot, uint64_t mask, uint64_t f) {
 static void set_grow(tm_set *s) {
     uint64_t n = (s->mask + 1) * 2;
     uint64_t *t = table_alloc(n);
+    uint64_t *u = NULL;
+    if (t != NULL && s->track) {
+        u = realloc(s->used, n / 4 * 3 * sizeof *u);
+        if (u == NULL) {
+            table_free(t, n);
+            t = NULL;
+        } else {
+            s->used = u;
+            s->used_cap = n / 4 * 3;
+        }
+    }
     if (t == NULL) {
         s->max_slots = s->mask + 1;
         if (s->limit > s->max_slots / 16 * 15) s->limit = s->max_slots / 16 * 15;
@@ -173,7 +188,8 @@ static int set_insert(tm_set *s, uint64_t f) {
         if (s->slot[i] == f) return 0;
         i = (i + 1) & s->mask;
     }
-    if (s->count >= s->limit) return -1;
+    if (s->count >= s->limit || (s->track && s->count >= s->used_cap && s->mask + 1 >= s->max_slots))
+        return -1;
     if (s->mask + 1 < s->max_slots && s->count + 1 > (s->mask + 1) / 4 * 3) {
         set_grow(s);
         i = f & s->mask;
@@ -243,9 +259,12 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
         for (uint32_t l = 0; pp->scheme == TOKMARK_SCHEME_SYNTHID && l < pp->layers; l++) K->W += pp->weights[l];
         rc = tm_aes_init(&K->ctx, K->p->sec->k_ctx, K->p->sec->rk_ctx);
         if (rc == TOKMARK_OK) rc = tm_aes_init(&K->val, K->p->sec->k_val, K->p->sec->rk_val);
-        /* group keys that read the same tuples */
+        /* LeftHash keys that read the same tuples share one set of tuple
+         * fingerprints; a SelfHash key deduplicates its own PRF inputs
+         * (SPEC §7.2), so it has a group of its own */
         uint32_t c = tm_context_length(pp);
         size_t g = 0;
+        if (pp->seeding == TOKMARK_SEEDING_SELFHASH) g = d->ngroups;
         while (g < d->ngroups && !(d->groups[g].c == c && d->groups[g].seeding == (uint32_t)pp->seeding)) g++;
         if (g == d->ngroups) {
             d->groups[g].c = c;
@@ -327,7 +346,25 @@ static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, 
     }
 }
 
-/* Score the n selected tuples of group g for every key of the group. */
+/* Values and totals for the m tuples in kcand/kflags with nonces in nonce[]. */
+static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
+    const tokmark_params *pp = &K->p->params;
+    int gv = pp->scheme == TOKMARK_SCHEME_SYNTHID;
+    for (size_t i = 0; i < m; i++) {
+        uint32_t t = (uint32_t)d->kcand[i];
+        tm_store64le(d->scratch + 16 * i, d->nonce[i]);
+        tm_store64be(d->scratch + 16 * i + 8, gv ? t : t >> 2);
+    }
+    tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
+    for (size_t i = 0; i < m; i++) {
+        const uint8_t *blk = d->scratch + 16 * i;
+        uint32_t t = (uint32_t)d->kcand[i];
+        if (d->kflags[i] & 1) accumulate(&K->doc, pp, blk, t);
+        if (d->kflags[i] & 2) accumulate(&K->corpus, pp, blk, t);
+    }
+}
+
+/* Score the n selected LeftHash tuples of group G for every key of the group. */
 static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
     for (size_t gk = 0; gk < G->nkeys; gk++) {
         tm_key *K = &d->keys[G->keys[gk]];
@@ -341,34 +378,69 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
             m++;
         }
         if (m == 0) continue;
-        if (pp->seeding == TOKMARK_SEEDING_LEFTHASH)
-            tm_nonce_left_batch(&K->ctx, d->buf, d->kstart, m, pp->context_width, d->scratch, d->nonce);
-        else
-            tm_nonce_self_batch(&K->ctx, d->buf, d->kstart, d->kcand, m, pp->context_width, d->scratch,
-                                d->nonce);
-        int gv = pp->scheme == TOKMARK_SCHEME_SYNTHID;
-        for (size_t i = 0; i < m; i++) {
-            uint32_t t = (uint32_t)d->kcand[i];
-            tm_store64le(d->scratch + 16 * i, d->nonce[i]);
-            tm_store64be(d->scratch + 16 * i + 8, gv ? t : t >> 2);
-        }
-        tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
-        for (size_t i = 0; i < m; i++) {
-            const uint8_t *blk = d->scratch + 16 * i;
-            uint32_t t = (uint32_t)d->kcand[i];
-            if (d->kflags[i] & 1) accumulate(&K->doc, pp, blk, t);
-            if (d->kflags[i] & 2) accumulate(&K->corpus, pp, blk, t);
-        }
+        tm_nonce_left_batch(&K->ctx, d->buf, d->kstart, m, pp->context_width, d->scratch, d->nonce);
+        score_values(d, K, m);
     }
 }
 
-/* Tokens buf[TM_HIST .. TM_HIST+n) are new; positions doc_pos .. doc_pos+n-1. */
+/* Dedup of tuple i by fingerprint f: sets the per-document and corpus flags
+ * and counts duplicates and drops.  Returns the flags (0: skip). */
+static uint8_t dedup_flags(tm_group *G, uint64_t f) {
+    int dn = set_insert(&G->doc, f), cn = set_insert(&G->corpus, f);
+    if (dn == 0) G->doc_dups++;
+    if (dn < 0) G->doc_dropped++;
+    if (cn == 0) G->corp_dups++;
+    if (cn < 0) G->corp_dropped++;
+    return (uint8_t)((dn == 1 ? 1 : 0) | (cn == 1 ? 2 : 0));
+}
+
+/* SelfHash group (one key): the anchored min-hash gives distinct tuples the
+ * same nonce whenever they share the minimising (previous token, candidate)
+ * pair, so the unit of independence is the PRF input (N, t), not the tuple:
+ * nonces first, then dedup on fingerprint(N, t), then values (SPEC §7.2). */
+static void process_self(tokmark_detector *d, tm_group *G, size_t i0, size_t n) {
+    tm_key *K = &d->keys[G->keys[0]];
+    const tokmark_params *pp = &K->p->params;
+    size_t m = 0;
+    for (size_t i = i0; i < n; i++) {
+        uint32_t st = (uint32_t)(TM_HIST + i - G->c);
+        const int32_t *tuple = d->buf + st;
+        uint32_t mx = 0;
+        for (uint32_t j = 0; j <= G->c; j++)
+            if ((uint32_t)tuple[j] > mx) mx = (uint32_t)tuple[j];
+        if (mx >= pp->vocab_size) continue; /* a token outside the vocabulary: no tuple */
+        d->kstart[m] = st;
+        d->kcand[m] = tuple[G->c];
+        m++;
+    }
+    if (m == 0) return;
+    tm_nonce_self_batch(&K->ctx, d->buf, d->kstart, d->kcand, m, pp->context_width, d->scratch, d->nonce);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint8_t fl = 3;
+        if (d->dedup) {
+            uint64_t f = tm_mix64(d->nonce[i] ^ ((uint64_t)(uint32_t)d->kcand[i] + 1) * 0x9E3779B97F4A7C15ull);
+            fl = dedup_flags(G, f ? f : 1);
+            if (fl == 0) continue;
+        }
+        d->nonce[k] = d->nonce[i];
+        d->kcand[k] = d->kcand[i];
+        d->kflags[k] = fl;
+        k++;
+    }
+    score_values(d, K, k);
+}
+
 static void process_batch(tokmark_detector *d, size_t n) {
     uint64_t fp[TM_BATCH];
     for (size_t g = 0; g < d->ngroups; g++) {
         tm_group *G = &d->groups[g];
         size_t i0 = d->doc_pos >= G->c ? 0 : (size_t)(G->c - d->doc_pos); /* first with a context */
         if (i0 >= n) continue;
+        if (G->seeding == TOKMARK_SEEDING_SELFHASH) {
+            process_self(d, G, i0, n);
+            continue;
+        }
         if (d->dedup) {
             for (size_t i = i0; i < n; i++) fp[i] = tm_fingerprint(d->buf + TM_HIST + i - G->c, G->c, G->seeding);
             for (size_t i = i0; i < n && i < i0 + TM_PREFETCH; i++) {
@@ -388,12 +460,7 @@ static void process_batch(tokmark_detector *d, size_t n) {
             const int32_t *tuple = d->buf + st;
             uint8_t fl = 3;
             if (d->dedup) {
-                int dn = set_insert(&G->doc, fp[i]), cn = set_insert(&G->corpus, fp[i]);
-                fl = (uint8_t)((dn == 1 ? 1 : 0) | (cn == 1 ? 2 : 0));
-                if (dn == 0) G->doc_dups++;
-                if (dn < 0) G->doc_dropped++;
-                if (cn == 0) G->corp_dups++;
-                if (cn < 0) G->corp_dropped++;
+                fl = dedup_flags(G, fp[i]);
                 if (fl == 0) continue;
             }
             uint32_t mx = 0;

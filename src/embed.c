@@ -305,7 +305,10 @@ static double gumbel_key(float logit, uint32_t u) {
 /* Copy ids of the first K candidates into cid (invalid ids → 0, flagged). */
 static size_t load_ids(tokmark_embedder *e, tokmark_token_data *cand, size_t n) {
     size_t K = n < e->cfg.max_candidates ? n : e->cfg.max_candidates;
-    for (size_t i = K; i < n; i++) cand[i].logit = -INFINITY; /* beyond the configured cap */
+    for (size_t i = K; i < n; i++) { /* beyond the configured cap: excluded */
+        cand[i].logit = -INFINITY;
+        cand[i].p = 0.0f;
+    }
     for (size_t i = 0; i < K; i++) {
         int32_t id = cand[i].id;
         int ok = id >= 0 && (uint32_t)id < e->par.vocab_size;
