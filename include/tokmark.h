@@ -253,9 +253,9 @@ typedef struct tokmark_token_data {
 typedef struct tokmark_embedder tokmark_embedder;
 
 typedef struct tokmark_embedder_config {
-    uint32_t max_candidates;   /* largest candidate array apply/sample accept; default 1024.
-                                  Larger arrays are processed in full but only their first
-                                  max_candidates entries are considered. */
+    uint32_t max_candidates;   /* candidates considered per step; default 1024.  Entries of
+                                  a longer array beyond the first max_candidates are excluded
+                                  (logit set to -INFINITY, p to 0). */
     uint32_t history_capacity; /* contexts remembered for repeated-context masking; default
                                   65536.  Once full, further contexts are not remembered. */
 } tokmark_embedder_config;
@@ -306,10 +306,12 @@ int32_t tokmark_embedder_sample_logits(tokmark_embedder *e, const float *logits,
 typedef struct tokmark_detector tokmark_detector;
 
 typedef struct tokmark_detector_config {
-    uint64_t dedup_memory;  /* bytes for the corpus-wide tuple set; default 256 MiB.
-                               0 turns dedup off (every tuple is scored; not valid
-                               on real text, for comparison only). */
-    uint32_t doc_dedup_tuples; /* largest per-document tuple set; default 1<<20 */
+    uint64_t dedup_memory;  /* bytes for the corpus-wide tuple sets, shared by one set per
+                               LeftHash context width and one per SelfHash key (SPEC §7.2);
+                               default 256 MiB.  When full, new tuples are dropped and
+                               counted.  0 turns dedup off (every tuple is scored; not
+                               valid on real text, for comparison only). */
+    uint32_t doc_dedup_tuples; /* largest per-document set (per set as above); default 1<<20 */
 } tokmark_detector_config;
 
 typedef struct tokmark_result {
