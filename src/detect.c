@@ -62,6 +62,7 @@ struct tokmark_detector {
     tm_key *keys;
     tm_group *groups;
     int dedup;
+    uint32_t min_vocab;    /* smallest V of the ring's keys */
 
     int32_t buf[TM_HIST + TM_BATCH]; /* history (last 16 tokens) then the batch */
     uint64_t doc_pos;      /* tokens pushed in this document (prompt included) */
@@ -255,6 +256,7 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
         tm_key *K = &d->keys[k];
         K->p = tokmark_keyring_get(ring, k);
         const tokmark_params *pp = &K->p->params;
+        if (k == 0 || pp->vocab_size < d->min_vocab) d->min_vocab = pp->vocab_size;
         if (tokmark_params_check(pp) != TOKMARK_OK) { rc = TOKMARK_ERR_INVALID; break; }
         for (uint32_t l = 0; pp->scheme == TOKMARK_SCHEME_SYNTHID && l < pp->layers; l++) K->W += pp->weights[l];
         rc = tm_aes_init(&K->ctx, K->p->sec->k_ctx, K->p->sec->rk_ctx);
@@ -356,6 +358,23 @@ static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
         tm_store64be(d->scratch + 16 * i + 8, gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
+    if (pp->scheme == TOKMARK_SCHEME_KGW) { /* the common case, without a per-tuple switch */
+        uint64_t dn = 0, dg = 0, cn = 0, cg = 0;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t t = (uint32_t)d->kcand[i];
+            uint64_t green = tm_load32le(d->scratch + 16 * i + 4 * (t & 3)) < pp->gamma_threshold;
+            uint64_t fd = d->kflags[i] & 1, fc = (d->kflags[i] >> 1) & 1;
+            dn += fd;
+            dg += fd & green;
+            cn += fc;
+            cg += fc & green;
+        }
+        K->doc.scored += dn;
+        K->doc.count += dg;
+        K->corpus.scored += cn;
+        K->corpus.count += cg;
+        return;
+    }
     for (size_t i = 0; i < m; i++) {
         const uint8_t *blk = d->scratch + 16 * i;
         uint32_t t = (uint32_t)d->kcand[i];
@@ -448,6 +467,12 @@ static void process_batch(tokmark_detector *d, size_t n) {
                 set_prefetch(&G->doc, fp[i]);
             }
         }
+        /* one check for the whole batch (history included): when every token
+         * is inside every key's vocabulary, no tuple needs its own check */
+        uint32_t bmax = 0;
+        for (size_t i = TM_HIST - G->c + i0; i < TM_HIST + n; i++)
+            if ((uint32_t)d->buf[i] > bmax) bmax = (uint32_t)d->buf[i];
+        int batch_in_vocab = bmax < d->min_vocab;
         size_t m = 0;
         for (size_t i = i0; i < n; i++) {
             /* prefetch a fixed distance ahead: enough misses in flight to
@@ -464,8 +489,9 @@ static void process_batch(tokmark_detector *d, size_t n) {
                 if (fl == 0) continue;
             }
             uint32_t mx = 0;
-            for (uint32_t j = 0; j <= G->c; j++)
-                if ((uint32_t)tuple[j] > mx) mx = (uint32_t)tuple[j];
+            if (!batch_in_vocab)
+                for (uint32_t j = 0; j <= G->c; j++)
+                    if ((uint32_t)tuple[j] > mx) mx = (uint32_t)tuple[j];
             d->start[m] = st;
             d->cand[m] = tuple[G->c];
             d->tmax[m] = mx;
