@@ -361,7 +361,10 @@ void tokmark_detector_corpus_best(const tokmark_detector *d, tokmark_result *out
 
 /* ------------------------------------------------------------------------ */
 /* Statistics (SPEC.md §8): exact upper tails, natural logarithms.            */
-/* Each returns ln P(X ≥ x) under the null; never floored; 0 means p = 1.     */
+/* Each returns ln P(X ≥ x) under the null; never floored.  0 means p = 1 (or */
+/* 1 − p below the smallest double); -INFINITY means P = 0 (x above the       */
+/* support).  Invalid input (a NaN argument, m > TOKMARK_MAX_LAYERS, NULL     */
+/* weights with m > 0) gives NaN.                                             */
 /* ------------------------------------------------------------------------ */
 
 /* X ~ Binomial(n, p). */
@@ -369,9 +372,13 @@ double tokmark_ln_sf_binomial(uint64_t k, uint64_t n, double p);
 /* X ~ Gamma(n, 1), the sum of n independent Exp(1). */
 double tokmark_ln_sf_gamma(double x, uint64_t n);
 /* X = Σ_l w_l B_l with B_l ~ Binomial(n, 1/2) independent: the SynthID weighted
- * score of n tuples, in units of the weights (an integer s). */
+ * score of n tuples, in units of the weights (an integer s).  Exact (Fourier
+ * inversion or convolution) except for large smooth cases, where a lattice
+ * saddlepoint is used (relative error of ln p ≤ 1e-8; SPEC §8.4).  May
+ * allocate temporarily; on allocation failure it uses the saddlepoint. */
 double tokmark_ln_sf_weighted(uint64_t s, uint64_t n, const uint16_t *w, size_t m);
-/* Šidák: ln(1 - (1 - p)^k) from ln p. */
+/* Šidák: ln(1 - (1 - p)^k) from ln p (k = 0 is treated as 1); exact for k
+ * keys, whose PRF bits are independent (SPEC §8.6). */
 double tokmark_ln_sidak(double ln_p, uint64_t k);
 
 #ifdef __cplusplus

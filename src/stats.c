@@ -8,8 +8,10 @@
  *             on the remainder; the large side through the small complement.
  *   gamma     Q(n, x) = P(Poisson(x) ≤ n-1), the same machinery.
  *   weighted  Σ_l w_l Bin(n, 1/2): exact lattice Fourier inversion on a
- *             tilted contour while the grid it needs is small, otherwise the
- *             second continuity-corrected Lugannani–Rice approximation.
+ *             tilted contour (trapezoidal rule, evaluated only where the
+ *             integrand is provably non-negligible); for n_eff >= 2^20 with a
+ *             certified smooth lattice, the second continuity-corrected
+ *             Lugannani–Rice saddlepoint approximation.
  *   sidak     ln(1 - (1-p)^k) through log1p/expm1.
  */
 #include "stats.h"
@@ -240,13 +242,14 @@ double tokmark_ln_sf_gamma(double x, uint64_t n) {
 /* §8.4 Weighted: X = sum_l w_l B_l, B_l ~ Binomial(n, 1/2)                   */
 /* ======================================================================== */
 
-/* Regime constants (SPEC.md §8.4). */
-#define WX_NCHEAP   (UINT64_C(1) << 15) /* final grid up to this: always exact */
-#define WX_NMAX     (UINT64_C(1) << 21) /* final grid up to this: exact unless certified smooth */
-#define WX_NFORCED  (UINT64_C(1) << 23) /* largest grid in the forced-exact test mode */
+/* Constants of the exact method and of the regime rule (SPEC.md §8.4). */
+#define WX_NEFF     1048576.0           /* saddlepoint only from n_eff = n (sum w^2)^2 / sum w^4 up */
+#define WX_GRIDS    5                   /* grids N0, 2 N0, ..., 16 N0 at most */
 #define WX_TOL      1e-8                /* accept grid 2N when |I_2N - I_N| <= WX_TOL I_2N */
-#define WX_SKIP     110.0               /* skip a point once |Q|^(2n) <= e^-WX_SKIP */
-#define WX_SMOOTH   55.0                /* certificate: 2 n S(t) >= WX_SMOOTH off the main peak */
+#define WX_SKIP     110.0               /* a point with |Q|^(2n) <= e^-WX_SKIP is negligible */
+#define WX_SMOOTH   36.0                /* certificate: 2 n S(t) >= WX_SMOOTH off the main peak */
+#define WX_BUDGET   50000               /* intervals one certificate may examine */
+#define WX_DP_BITS  1000                /* convolution only while n m <= this */
 
 typedef struct wdist {
     size_t m;
@@ -317,135 +320,267 @@ static double wd_prefactor(const wdist *d, double th, double xc, double xd) {
     return th * xd + d->n * k - d->n * (double)d->m * LN2;
 }
 
-/* Tables for a grid of N points (N a power of two >= 64): cs[j] = cos(2 pi j / N)
- * and om[j] = 1 - cos(2 pi j / N), j < N; the latter is 2 sin^2(pi j / N) where
- * the cosine exceeds cos(pi/4), so that it keeps its relative accuracy near 0.
- * Computed from the first octant by symmetry. */
-static void trig_tables(double *cs, double *om, uint64_t N) {
-    const uint64_t mask = N - 1, q = N / 4, h = N / 2;
-    for (uint64_t j = 0; j <= q / 2; j++) {
-        const double x = 2.0 * PI_D * (double)j / (double)N;
-        const double c = cos(x), s = sin(x), hs = sin(0.5 * x);
-        const double o = 2.0 * hs * hs;
-        cs[j] = c;
-        cs[(N - j) & mask] = c;
-        cs[q - j] = s;
-        cs[q + j] = -s;
-        cs[h - j] = -c;
-        cs[h + j] = -c;
-        cs[3 * q - j] = -s;
-        cs[(3 * q + j) & mask] = s;
-        om[j] = o;
-        om[(N - j) & mask] = o;
+/* Lower bound of sin^2(x) over [a, b] (0 <= a <= b): 0 if the interval holds a
+ * multiple of pi, else sin^2 of the distance d <= pi/2 to the nearest one,
+ * bounded below by (d - d^3/6)^2 (no trigonometric call). */
+static double sin2_lower(double a, double b) {
+    const double k = ceil(a / PI_D);
+    if (k * PI_D <= b) return 0.0;
+    const double d = fmin(a - (k - 1.0) * PI_D, k * PI_D - b);
+    const double sl = d * (1.0 - d * d / 6.0);
+    return sl * sl;
+}
+
+/* The lattice roughness S(t) = sum_l v_l sin^2(t w_l / 2), v_l the tilted
+ * variance rho_l/(1+rho_l)^2 of layer l.  |Q(t)|^2 = prod (1 - 4 v_l sin^2)
+ * <= e^{-4 S(t)}, so |Q(t)|^(2n) <= e^{-4 n S(t)}. */
+static double S_lower(const wdist *d, const double *v, double a, double b, double stop) {
+    double lb = 0.0;
+    for (size_t l = 0; l < d->m && lb < stop; l++)
+        lb += v[l] * sin2_lower(0.5 * a * d->w[l], 0.5 * b * d->w[l]);
+    return lb;
+}
+
+/* Upper bound of sin^2(x) over [a, b] (0 <= a <= b): min(1, d^2) with d the
+ * largest distance from a point of [a, b] to the multiples of pi. */
+static double sin2_upper(double a, double b) {
+    if (b - a >= PI_D) return 1.0;
+    const double k = floor(a / PI_D + 0.5); /* the multiple of pi nearest to a */
+    const double h = (k + 0.5) * PI_D;      /* the midpoint after it */
+    double d;
+    if (b >= h)
+        d = 0.5 * PI_D;
+    else
+        d = fmax(fabs(a - k * PI_D), fabs(b - k * PI_D));
+    return d >= 1.0 ? 1.0 : d * d;
+}
+
+static double S_upper(const wdist *d, const double *v, double a, double b) {
+    double ub = 0.0;
+    for (size_t l = 0; l < d->m; l++) ub += v[l] * sin2_upper(0.5 * a * d->w[l], 0.5 * b * d->w[l]);
+    return ub;
+}
+
+static double S_at(const wdist *d, const double *v, double t) {
+    double s = 0.0;
+    for (size_t l = 0; l < d->m; l++) {
+        const double sn = sin(0.5 * t * d->w[l]);
+        s += v[l] * sn * sn;
     }
-    for (uint64_t j = q / 2 + 1; j < N - q / 2; j++) om[j] = 1.0 - cs[j];
+    return s;
+}
+
+static void layer_var(const wdist *d, double th, double *v) {
+    for (size_t l = 0; l < d->m; l++) {
+        const double rho = exp(-th * d->w[l]);
+        v[l] = rho / ((1.0 + rho) * (1.0 + rho));
+    }
+}
+
+/* Smoothness certificate at tilt th: 1 when 2 n S(t) >= WX_SMOOTH is proven
+ * for every t in [pi/w_max, pi] (branch and bound on S_lower; an interval whose
+ * bound falls short is halved unless S at its midpoint is itself short, which
+ * refutes) and 2 n S >= WX_SMOOTH already holds at t = pi/w_max by the bound
+ * S(t) >= t^2 sum v w^2 / pi^2 of the main peak.  Then |Q(t)|^n <= e^{-WX_SMOOTH}
+ * away from the main peak: the lattice has no secondary peak. */
+static int wd_smooth(const wdist *d, double th) {
+    double v[TOKMARK_MAX_LAYERS], s2 = 0.0;
+    layer_var(d, th, v);
+    for (size_t l = 0; l < d->m; l++) s2 += v[l] * d->w[l] * d->w[l];
+    const double wmax = d->w[d->m - 1], t0 = PI_D / wmax;
+    const double need = WX_SMOOTH / (2.0 * d->n);
+    if (s2 / (wmax * wmax) < need) return 0;
+    double st[128][2];
+    int sp = 0, budget = WX_BUDGET;
+    st[0][0] = t0;
+    st[0][1] = PI_D;
+    sp = 1;
+    while (sp > 0) {
+        if (--budget < 0) return 0;
+        sp--;
+        const double a = st[sp][0], b = st[sp][1];
+        if (S_lower(d, v, a, b, need) >= need) continue;
+        const double mid = 0.5 * (a + b);
+        if (S_at(d, v, mid) < need) return 0;
+        if (sp + 2 > 128 || !(mid > a && mid < b)) return 0;
+        st[sp][0] = mid;
+        st[sp][1] = b;
+        st[sp + 1][0] = a;
+        st[sp + 1][1] = mid;
+        sp += 2;
+    }
+    return 1;
+}
+
+/* The active set of the exact method: the intervals of [0, pi], in increasing
+ * order, of width <= delta, outside of which S(t) >= WX_SKIP / (4 n) is proven
+ * (so every point there has |Q|^(2n) <= e^-WX_SKIP).  Returns the number of
+ * intervals (stored in *out, malloc'd) or -1. */
+static long wd_active(const wdist *d, const double *v, double delta, double (**out)[2]) {
+    const double need = WX_SKIP / (4.0 * d->n);
+    size_t cap = 64, cnt = 0;
+    double (*list)[2] = malloc(cap * sizeof *list);
+    if (!list) return -1;
+    double st[128][2];
+    int sp = 1;
+    st[0][0] = 0.0;
+    st[0][1] = PI_D;
+    while (sp > 0) {
+        sp--;
+        const double a = st[sp][0], b = st[sp][1];
+        if (S_lower(d, v, a, b, need) >= need) continue;
+        const double mid = 0.5 * (a + b);
+        if (b - a <= delta || sp + 2 > 128 || !(mid > a && mid < b) || S_upper(d, v, a, b) < need) {
+            if (cnt == cap) {
+                double (*nl)[2] = realloc(list, 2 * cap * sizeof *list);
+                if (!nl) {
+                    free(list);
+                    return -1;
+                }
+                list = nl;
+                cap *= 2;
+            }
+            list[cnt][0] = a;
+            list[cnt][1] = b;
+            cnt++;
+            continue;
+        }
+        st[sp][0] = mid; /* right half below the left: intervals come out in order */
+        st[sp][1] = b;
+        st[sp + 1][0] = a;
+        st[sp + 1][1] = mid;
+        sp += 2;
+    }
+    *out = list;
+    return (long)cnt;
 }
 
 typedef struct wexact {
     const wdist *d;
-    double a[TOKMARK_MAX_LAYERS]; /* rho/(1+rho), rho = e^{-th w}, by decreasing weight */
-    uint32_t wi[TOKMARK_MAX_LAYERS];
+    double a[TOKMARK_MAX_LAYERS]; /* rho/(1+rho), rho = e^{-th w}, by increasing weight */
+    uint32_t dw[TOKMARK_MAX_LAYERS]; /* w_l - w_{l-1} (w_{-1} = 0) */
+    int nbits;        /* bits of the largest difference */
     double rho1, omth; /* e^{-th}, 1 - e^{-th} */
+    double skip;      /* e^{-WX_SKIP/n}: a point is negligible once |1+z|^2 <= skip */
     uint64_t dist;    /* T - s */
-    double *cs, *om;  /* tables of the current grid */
-    uint64_t N;
-    double skip;      /* e^{-WX_SKIP/n}: skip a point once |1+z|^2 <= skip */
 } wexact;
 
-/* Re of the integrand at t = 2 pi k / N, normalised by the tilting factor:
- *   Q(t)^n e^{i t (T-s)} / (1 - e^{-th - i t}),
+/* u * v for complex u, renormalised to modulus 1 (both factors are unit). */
+static inline void cmul_unit(double *ur, double *ui, double vr, double vi) {
+    const double r = *ur * vr - *ui * vi, i = *ur * vi + *ui * vr;
+    const double f = 1.5 - 0.5 * (r * r + i * i); /* one Newton step towards |.| = 1 */
+    *ur = r * f;
+    *ui = i * f;
+}
+
+/* Re of the integrand at t = 2 pi k / N (0 <= k <= N/2), normalised by the
+ * tilting factor:  Q(t)^n e^{i t (T-s)} / (1 - e^{-th - i t}),
  *   Q = prod_l (1 + rho_l e^{-i t w_l}) / (1 + rho_l) = prod_l (1 + f_l),
- *   f_l = -a_l (1 - cos t w_l) - i a_l sin t w_l.
- * Q is carried as 1 + z so that ln Q is accurate when Q is near 1 (t near 0),
- * where the n-th power would otherwise amplify its rounding n-fold.  Every
- * |1 + f_l| <= 1, so once a partial product has |1+z|^(2n) <= e^-WX_SKIP the
- * point contributes nothing and is skipped (tested every 8 layers). */
-static double wx_point(const wexact *x, uint64_t k) {
-    const uint64_t N = x->N;
-    const double n = x->d->n;
-    double zr = 0.0, zi = 0.0, s, omc;
+ *   f_l = -2 a_l sin^2(t w_l/2) - 2 i a_l sin(t w_l/2) cos(t w_l/2).
+ * e^{i t w_l / 2} comes from powers of e^{i t/2} (renormalised products), so
+ * sin(t w_l/2) keeps its relative accuracy for small t; Q is carried as 1 + z
+ * so that ln Q stays accurate where Q is near 1, the n-th power amplifying any
+ * error n-fold.  Since every |1 + f_l| <= 1, a partial product with
+ * |1+z|^2 + 2^-50 <= skip makes the point negligible (tested every 8 layers;
+ * |1+z|^2 is formed directly, the margin covering its rounding). */
+static double wx_point(const wexact *x, uint64_t k, uint64_t N) {
+    const double hx = PI_D * (double)k / (double)N; /* t/2 in [0, pi/2] */
+    double pw[2][17];
+    pw[0][0] = cos(hx);
+    pw[1][0] = sin(hx);
+    for (int b = 1; b < x->nbits; b++) {
+        double r = pw[0][b - 1], i = pw[1][b - 1];
+        cmul_unit(&r, &i, r, i);
+        pw[0][b] = r;
+        pw[1][b] = i;
+    }
+    double ur = 1.0, ui = 0.0, zr = 0.0, zi = 0.0;
     const size_t m = x->d->m;
-    const uint64_t mask = N - 1, q3 = 3 * (N / 4);
     for (size_t l = 0; l < m; l++) {
-        const uint64_t j = (k * x->wi[l]) & mask;
-        omc = x->om[j];
-        s = x->cs[(j + q3) & mask];
-        const double fr = -x->a[l] * omc, fi = -x->a[l] * s;
+        for (uint32_t e = x->dw[l], b = 0; e; e >>= 1, b++)
+            if (e & 1) cmul_unit(&ur, &ui, pw[0][b], pw[1][b]);
+        const double fr = -2.0 * x->a[l] * ui * ui, fi = -2.0 * x->a[l] * ui * ur;
         const double nr = zr + fr + (zr * fr - zi * fi);
         zi = zi + fi + (zr * fi + zi * fr);
         zr = nr;
-        if ((l & 7) == 7 && 1.0 + (2.0 * zr + zr * zr + zi * zi) <= x->skip) return 0.0;
+        if ((l & 7) == 7 && (1.0 + zr) * (1.0 + zr) + zi * zi + 0x1p-50 <= x->skip) return 0.0;
     }
-    const double z2 = zr * zr + zi * zi;
-    const double y = -(2.0 * zr + z2); /* 1 - |1+z|^2 */
-    if (1.0 - y <= x->skip) return 0.0;
-    const double lmod = z2 < 0.25 ? 0.5 * log1p(-y) : 0.5 * log((1.0 + zr) * (1.0 + zr) + zi * zi);
-    const double mag = exp(n * lmod);
+    const double z2 = zr * zr + zi * zi, q2 = (1.0 + zr) * (1.0 + zr) + zi * zi; /* |1+z|^2 */
+    if (q2 + 0x1p-50 <= x->skip) return 0.0;
+    const double lmod = z2 < 0.25 ? 0.5 * log1p(2.0 * zr + z2) : 0.5 * log(q2);
+    const double mag = exp(x->d->n * lmod);
     if (!(mag > 0.0)) return 0.0;
-    const double ph = n * atan2(zi, 1.0 + zr);
+    const double ph = x->d->n * atan2(zi, 1.0 + zr);
     const double pr = mag * cos(ph), pi = mag * sin(ph);
-    const uint64_t jd = (k * (x->dist & mask)) & mask;
-    const double c2 = x->cs[jd], s2 = x->cs[(jd + q3) & mask];
-    const double ur = pr * c2 - pi * s2, ui = pi * c2 + pr * s2;
-    const double st = x->cs[(k + q3) & mask], omct = x->om[k & mask];
-    const double dr = x->omth + x->rho1 * omct, di = x->rho1 * st;
-    return (ur * dr + ui * di) / (dr * dr + di * di);
+    /* e^{i t (T-s)}: the angle reduced exactly on the grid */
+    const uint64_t r = (k * x->dist) & (N - 1); /* unsigned products wrap mod 2^64, N | 2^64 */
+    const double ang = 2.0 * PI_D * (r <= N / 2 ? (double)r : -(double)(N - r)) / (double)N;
+    const double c2 = cos(ang), s2 = sin(ang);
+    const double vr = pr * c2 - pi * s2, vi = pi * c2 + pr * s2;
+    /* 1 - e^{-th} e^{-it} = (1 - e^{-th}) + e^{-th} (1 - cos t) + i e^{-th} sin t */
+    const double sh = pw[1][0], ch = pw[0][0];
+    const double dr = x->omth + x->rho1 * 2.0 * sh * sh, di = x->rho1 * 2.0 * sh * ch;
+    return (vr * dr + vi * di) / (dr * dr + di * di);
 }
 
 /* The first grid of the exact method: the smallest power of two N0 >= 64 with
- * N0 >= 6 sigma_th and N0 >= 18 / th (sigma_th^2 = n K''(th)). */
+ * N0 >= 6 sigma_th and N0 th >= 18 (sigma_th^2 = n K''(th)). */
 static uint64_t wx_first_grid(double sigt, double th) {
     uint64_t N0 = 64;
-    while (N0 < (UINT64_C(1) << 60) && ((double)N0 < 6.0 * sigt || (double)N0 * th < 18.0)) N0 *= 2;
+    while (N0 < (UINT64_C(1) << 62) && ((double)N0 < 6.0 * sigt || (double)N0 * th < 18.0)) N0 *= 2;
     return N0;
+}
+
+/* Sum of the integrand over the points of grid N in the active intervals;
+ * odd_only: only odd k (the points a grid adds to the previous one). */
+static double wx_sum(const wexact *x, const double (*iv)[2], long niv, uint64_t N, int odd_only) {
+    double S = 0.0;
+    const double scale = (double)N / (2.0 * PI_D);
+    for (long i = 0; i < niv; i++) {
+        uint64_t k0 = (uint64_t)ceil(iv[i][0] * scale), k1 = (uint64_t)ceil(iv[i][1] * scale);
+        if (i == niv - 1 && iv[i][1] >= PI_D) k1 = N / 2 + 1; /* the last interval holds t = pi */
+        if (k1 > N / 2 + 1) k1 = N / 2 + 1;
+        for (uint64_t k = k0; k < k1; k++) {
+            if (odd_only && !(k & 1)) continue;
+            const double f = wx_point(x, k, N);
+            S += (k == 0 || 2 * k == N) ? f : 2.0 * f;
+        }
+    }
+    return S;
 }
 
 /* ln P(X >= s) by Fourier inversion along the contour Re z = th > 0:
  *   P = e^{nK(th) - th s} (1/2pi) int_{-pi}^{pi} [M(th+it)/M(th)]^n e^{-its} / (1 - e^{-th-it}) dt
- * by the trapezoidal rule on N0, 2 N0, 4 N0, ... <= nmax points; the grid 2N is
- * accepted when it agrees with the grid N to WX_TOL.  Returns 0 and sets *out
- * on success, -1 otherwise. */
-static int wd_exact(const wdist *d, uint64_t s, uint64_t T, double th, uint64_t N0, uint64_t nmax,
-                    double *out) {
-    if (2 * N0 > nmax) return -1;
+ * by the trapezoidal rule on N0, 2 N0, ... (at most WX_GRIDS grids), each
+ * evaluated on the active set only; grid 2N is accepted when it agrees with
+ * grid N to WX_TOL.  Returns 0 and sets *out on success, -1 otherwise. */
+static int wd_exact(const wdist *d, uint64_t s, uint64_t T, double th, uint64_t N0,
+                    const double (*iv)[2], long niv, double *out) {
+    if (N0 > (UINT64_C(1) << 44)) return -1;
     wexact x;
     x.d = d;
-    for (size_t l = 0; l < d->m; l++) { /* largest weights first: the skip test fires sooner */
-        const size_t i = d->m - 1 - l;
-        const double rho = exp(-th * d->w[i]);
+    uint32_t prev = 0, maxdiff = 1;
+    for (size_t l = 0; l < d->m; l++) {
+        const double rho = exp(-th * d->w[l]);
         x.a[l] = rho / (1.0 + rho);
-        x.wi[l] = d->wi[i];
+        x.dw[l] = d->wi[l] - prev;
+        if (x.dw[l] > maxdiff) maxdiff = x.dw[l];
+        prev = d->wi[l];
     }
+    x.nbits = 0;
+    while (maxdiff >> x.nbits) x.nbits++;
     x.rho1 = exp(-th);
     x.omth = -expm1(-th);
-    x.dist = T - s;
-    x.N = N0;
     x.skip = exp(-WX_SKIP / d->n);
-    uint64_t nbig = N0;
-    while (nbig < nmax && nbig < 8 * N0) nbig *= 2;
-    x.cs = malloc(nbig * sizeof(double));
-    x.om = malloc(nbig * sizeof(double));
+    x.dist = T - s;
+    uint64_t N = N0;
+    double S = wx_sum(&x, iv, niv, N, 0);
+    double I = S / (double)N;
     int rc = -1;
-    if (!x.cs || !x.om) goto out;
-    trig_tables(x.cs, x.om, N0);
-    double S = wx_point(&x, 0) + wx_point(&x, N0 / 2);
-    for (uint64_t k = 1; k < N0 / 2; k++) S += 2.0 * wx_point(&x, k);
-    double I = S / (double)N0;
-    while (2 * x.N <= nmax) {
-        const uint64_t N = x.N, N2 = 2 * N;
-        if (N2 > nbig) {
-            double *nc = realloc(x.cs, N2 * sizeof(double)), *no;
-            if (!nc) break;
-            x.cs = nc;
-            no = realloc(x.om, N2 * sizeof(double));
-            if (!no) break;
-            x.om = no;
-            nbig = N2;
-        }
-        x.N = N2;
-        trig_tables(x.cs, x.om, N2);
-        for (uint64_t k = 1; k < N; k += 2) S += 2.0 * wx_point(&x, k); /* the new points */
-        const double I2 = S / (double)N2;
+    for (int g = 1; g < WX_GRIDS; g++) {
+        N *= 2;
+        S += wx_sum(&x, iv, niv, N, 1);
+        const double I2 = S / (double)N;
         if (!(I2 > 0.0) || !isfinite(I2)) break;
         if (fabs(I2 - I) <= WX_TOL * I2) {
             I = I2;
@@ -458,67 +593,47 @@ static int wd_exact(const wdist *d, uint64_t s, uint64_t T, double th, uint64_t 
         const double xc = 0.5 * (2.0 * (double)s - (double)T);
         *out = wd_prefactor(d, th, xc, (double)(T - s)) + log(I);
     }
-out:
-    free(x.cs);
-    free(x.om);
     return rc;
 }
 
-/* Lower bound of sin^2(x) over [a, b] (0 <= a <= b): 0 if the interval holds a
- * multiple of pi, else (2/pi)^2 times the squared distance to the nearest one. */
-static double sin2_lower(double a, double b) {
-    const double k = ceil(a / PI_D);
-    if (k * PI_D <= b) return 0.0;
-    const double da = a - (k - 1.0) * PI_D, db = k * PI_D - b;
-    const double dmin = fmin(da, db) * (2.0 / PI_D);
-    return dmin * dmin;
-}
-
-/* Smoothness certificate at tilt th: true when S(t) = sum_l v_l sin^2(t w_l / 2)
- * (v_l = rho_l/(1+rho_l)^2, the tilted layer variance) satisfies
- * 2 n S(t) >= WX_SMOOTH for every t in [pi / w_max, pi] (checked by
- * branch and bound on sin2_lower), and 2 sigma_th^2 (pi/w_max)^2 / pi^2 >= WX_SMOOTH
- * for the edge of the main peak.  Then |Q(t)|^n <= e^{-WX_SMOOTH} away from
- * t = 0 and the lattice has no secondary peaks the saddlepoint would miss. */
-static int wd_smooth(const wdist *d, double th) {
-    double v[TOKMARK_MAX_LAYERS], s2 = 0.0;
+/* Exact by convolution for small supports: the pmf of X = sum_l w_l B_l built
+ * layer by layer, pmf <- sum_b C(n,b) 2^-n pmf(. - b w_l), in linear space
+ * (every entry is >= 2^-(n m) >= 2^-WX_DP_BITS, so nothing underflows), and
+ * the tail summed from the top.  Returns 0 and sets *out, or -1. */
+static int wd_convolve(const wdist *d, uint64_t s, uint64_t T, double *out) {
+    const uint64_t n = (uint64_t)d->n;
+    double *a = calloc(T + 1, sizeof(double)), *b = malloc((T + 1) * sizeof(double));
+    double *c = malloc((n + 1) * sizeof(double));
+    int rc = -1;
+    if (!a || !b || !c) goto done;
+    c[0] = ldexp(1.0, -(int)n); /* C(n, j) / 2^n */
+    for (uint64_t j = 0; j < n; j++) c[j + 1] = c[j] * (double)(n - j) / (double)(j + 1);
+    a[0] = 1.0;
+    uint64_t top = 0;
     for (size_t l = 0; l < d->m; l++) {
-        const double rho = exp(-th * d->w[l]);
-        v[l] = rho / ((1.0 + rho) * (1.0 + rho));
-        s2 += v[l] * d->w[l] * d->w[l];
-    }
-    const double wmax = d->w[d->m - 1], t0 = PI_D / wmax;
-    const double need = WX_SMOOTH / (2.0 * d->n); /* S(t) must reach this */
-    if (s2 * t0 * t0 / (PI_D * PI_D) < need) return 0;
-    double stack[2 * 64][2];
-    int sp = 0, budget = 200000;
-    stack[sp][0] = t0;
-    stack[sp][1] = PI_D;
-    sp++;
-    while (sp > 0) {
-        if (--budget < 0) return 0;
-        sp--;
-        const double a = stack[sp][0], b = stack[sp][1];
-        double lb = 0.0;
-        for (size_t l = 0; l < d->m && lb < need; l++)
-            lb += v[l] * sin2_lower(0.5 * a * d->w[l], 0.5 * b * d->w[l]);
-        if (lb >= need) continue;
-        /* is the bound attained?  the value at the midpoint */
-        const double mid = 0.5 * (a + b);
-        double sm = 0.0;
-        for (size_t l = 0; l < d->m; l++) {
-            const double sn = sin(0.5 * mid * d->w[l]);
-            sm += v[l] * sn * sn;
+        const uint64_t w = d->wi[l], ntop = top + n * w;
+        for (uint64_t x = 0; x <= ntop; x++) b[x] = 0.0;
+        for (uint64_t j = 0; j <= n; j++) {
+            const double cj = c[j];
+            double *dst = b + j * w;
+            for (uint64_t x = 0; x <= top; x++) dst[x] += cj * a[x];
         }
-        if (sm < need) return 0; /* a secondary peak */
-        if (sp + 2 > 2 * 64 || b - a < 1e-15 * b) return 0;
-        stack[sp][0] = a;
-        stack[sp][1] = mid;
-        stack[sp + 1][0] = mid;
-        stack[sp + 1][1] = b;
-        sp += 2;
+        double *tmp = a;
+        a = b;
+        b = tmp;
+        top = ntop;
     }
-    return 1;
+    double sum = 0.0;
+    for (uint64_t x = T + 1; x-- > s;) sum += a[x];
+    if (sum > 0.0) {
+        *out = log(sum);
+        rc = 0;
+    }
+done:
+    free(a);
+    free(b);
+    free(c);
+    return rc;
 }
 
 /* Mills ratio minus its leading term: R(w) - 1/w, R(w) = (1 - Phi(w))/phi(w), w > 6. */
@@ -556,6 +671,12 @@ static double wd_saddle(const wdist *d, double th, double xc, double xd) {
     }
     if (!(inner > 0.0) || !isfinite(inner)) inner = normal; /* never reached in practice */
     return -E - LN_SQRT_2PI + log(inner);
+}
+
+static unsigned popcount32(uint32_t x) {
+    unsigned c = 0;
+    for (; x; x &= x - 1) c++;
+    return c;
 }
 
 static uint32_t gcd32(uint32_t a, uint32_t b) {
@@ -645,12 +766,29 @@ double tm_ln_sf_weighted_ex(uint64_t s, uint64_t n, const uint16_t *w, size_t m,
         double h1;
         wd_eval(&d, the, NULL, NULL, &h1);
         const uint64_t N0 = wx_first_grid(sqrt(d.n * h1), the);
+        const double neff = d.n * d.W2 * d.W2 / d.W4;
         int done = 0;
-        if (mode == TM_MODE_EXACT) {
-            done = wd_exact(&d, su, T, the, N0, WX_NFORCED, &r) == 0;
-        } else if (mode == TM_MODE_AUTO) {
-            if (2 * N0 <= WX_NCHEAP || (2 * N0 <= WX_NMAX && !wd_smooth(&d, th)))
-                done = wd_exact(&d, su, T, the, N0, 8 * N0 > WX_NMAX ? WX_NMAX : 8 * N0, &r) == 0;
+        if (mode == TM_MODE_EXACT || mode == TM_MODE_FOURIER ||
+            (mode == TM_MODE_AUTO && (neff < WX_NEFF || !wd_smooth(&d, th)))) {
+            /* two exact methods: Fourier inversion over its active set, or direct
+             * convolution when n m <= WX_DP_BITS and that is estimated cheaper */
+            double v[TOKMARK_MAX_LAYERS], (*iv)[2] = NULL;
+            layer_var(&d, the, v);
+            const double dp_cost = 0.2 * (double)d.m * (d.n + 1.0) * (double)T;
+            const int dp_ok = n * d.m <= WX_DP_BITS && mode != TM_MODE_FOURIER;
+            const long niv = dp_ok && dp_cost < 2e4 ? -1
+                           : N0 <= (UINT64_C(1) << 44) ? wd_active(&d, v, 32.0 * PI_D / (double)N0, &iv) : -1;
+            double len = 0.0; /* measure of the active set */
+            for (long i = 0; i < niv; i++) len += iv[i][1] - iv[i][0];
+            /* rough cost models (ns): ~1.5 N0 len/pi points at (4 + 3 popcount(dw)) per
+             * layer + 150; the convolution 0.2 per multiply-add */
+            double per_point = 150.0;
+            for (size_t l = 0; l < d.m; l++)
+                per_point += 4.0 + 3.0 * (double)popcount32(d.wi[l] - (l ? d.wi[l - 1] : 0));
+            const double ft_cost = 1.5 * len * (double)N0 / PI_D * per_point;
+            if (dp_ok && (niv < 0 || dp_cost < ft_cost)) done = wd_convolve(&d, su, T, &r) == 0;
+            if (!done && niv >= 0) done = wd_exact(&d, su, T, the, N0, (const double (*)[2])iv, niv, &r) == 0;
+            free(iv);
         }
         if (done) {
             reg = TM_WEIGHTED_EXACT;
