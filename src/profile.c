@@ -273,7 +273,14 @@ static void write_delta_bits(sbuf *b, double delta) {
     sb_printf(b, "%08lx%08lx", (unsigned long)(bits >> 32), (unsigned long)(bits & 0xffffffffu));
 }
 
-static void canonical(sbuf *b, const tokmark_profile *p) {
+/* The parameter lines, shared by the canonical text of the key ID (SPEC
+ * §2.4), the key file (§2.6) and the public description.  They differ only
+ * in how δ and the account are written, and the description adds γ. */
+typedef enum param_style { PARAMS_CANONICAL, PARAMS_FILE, PARAMS_DESCRIBE } param_style;
+
+static void write_escaped(sbuf *b, const char *s, size_t n);
+
+static void write_params(sbuf *b, const tokmark_profile *p, param_style style) {
     const tokmark_params *q = &p->params;
     sb_printf(b, "scheme %s\n", tokmark_scheme_name(q->scheme));
     sb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
@@ -281,9 +288,16 @@ static void canonical(sbuf *b, const tokmark_profile *p) {
     sb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
     sb_printf(b, "tokenizer %s\n", q->tokenizer);
     if (q->scheme == TOKMARK_SCHEME_KGW) {
+        if (style == PARAMS_DESCRIBE) sb_printf(b, "gamma %.10g\n", tokmark_params_gamma(q));
         sb_printf(b, "gamma-threshold %lu\n", (unsigned long)q->gamma_threshold);
         sb_printf(b, "delta ");
-        write_delta_bits(b, q->delta);
+        if (style == PARAMS_CANONICAL) {
+            write_delta_bits(b, q->delta);
+        } else {
+            char d[40];
+            format_double(d, q->delta);
+            sb_printf(b, "%s", d);
+        }
         sb_putc(b, '\n');
     }
     if (q->scheme == TOKMARK_SCHEME_SYNTHID) {
@@ -294,11 +308,18 @@ static void canonical(sbuf *b, const tokmark_profile *p) {
     }
     sb_printf(b, "mask-repeated %u\n", (unsigned)q->mask_repeated);
     if (p->has_account) {
-        sb_printf(b, "account-hex ");
-        sb_hex(b, (const uint8_t *)p->account, p->account_len);
+        if (style == PARAMS_DESCRIBE) {
+            sb_printf(b, "account ");
+            write_escaped(b, p->account, p->account_len);
+        } else {
+            sb_printf(b, "account-hex ");
+            sb_hex(b, (const uint8_t *)p->account, p->account_len);
+        }
         sb_putc(b, '\n');
     }
 }
+
+static void canonical(sbuf *b, const tokmark_profile *p) { write_params(b, p, PARAMS_CANONICAL); }
 
 size_t tm_canonical_params(const tokmark_profile *p, char *buf, size_t size) {
     sbuf b;
@@ -437,34 +458,10 @@ size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size
     sbuf b;
     sb_init(&b, buf, size);
     if (p == NULL) return 0;
-    const tokmark_params *q = &p->params;
     c_numeric loc;
     c_numeric_enter(&loc);
     sb_printf(&b, "key-id %s\n", p->key_id);
-    sb_printf(&b, "scheme %s\n", tokmark_scheme_name(q->scheme));
-    sb_printf(&b, "seeding %s\n", tokmark_seeding_name(q->seeding));
-    sb_printf(&b, "context-width %lu\n", (unsigned long)q->context_width);
-    sb_printf(&b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
-    sb_printf(&b, "tokenizer %s\n", q->tokenizer);
-    if (q->scheme == TOKMARK_SCHEME_KGW) {
-        char d[40];
-        sb_printf(&b, "gamma %.10g\n", tokmark_params_gamma(q));
-        sb_printf(&b, "gamma-threshold %lu\n", (unsigned long)q->gamma_threshold);
-        format_double(d, q->delta);
-        sb_printf(&b, "delta %s\n", d);
-    }
-    if (q->scheme == TOKMARK_SCHEME_SYNTHID) {
-        sb_printf(&b, "layers %lu\n", (unsigned long)q->layers);
-        sb_printf(&b, "weights ");
-        write_weights(&b, q);
-        sb_putc(&b, '\n');
-    }
-    sb_printf(&b, "mask-repeated %u\n", (unsigned)q->mask_repeated);
-    if (p->has_account) {
-        sb_printf(&b, "account ");
-        write_escaped(&b, p->account, p->account_len);
-        sb_putc(&b, '\n');
-    }
+    write_params(&b, p, PARAMS_DESCRIBE);
     c_numeric_leave(&loc);
     return b.len;
 }
@@ -474,31 +471,8 @@ size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size
 /* ------------------------------------------------------------------------ */
 
 static void serialise_profile(sbuf *b, const tokmark_profile *p) {
-    const tokmark_params *q = &p->params;
-    char d[40];
     sb_printf(b, "%s\n", FILE_MAGIC);
-    sb_printf(b, "scheme %s\n", tokmark_scheme_name(q->scheme));
-    sb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
-    sb_printf(b, "context-width %lu\n", (unsigned long)q->context_width);
-    sb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
-    sb_printf(b, "tokenizer %s\n", q->tokenizer);
-    if (q->scheme == TOKMARK_SCHEME_KGW) {
-        sb_printf(b, "gamma-threshold %lu\n", (unsigned long)q->gamma_threshold);
-        format_double(d, q->delta);
-        sb_printf(b, "delta %s\n", d);
-    }
-    if (q->scheme == TOKMARK_SCHEME_SYNTHID) {
-        sb_printf(b, "layers %lu\n", (unsigned long)q->layers);
-        sb_printf(b, "weights ");
-        write_weights(b, q);
-        sb_putc(b, '\n');
-    }
-    sb_printf(b, "mask-repeated %u\n", (unsigned)q->mask_repeated);
-    if (p->has_account) {
-        sb_printf(b, "account-hex ");
-        sb_hex(b, (const uint8_t *)p->account, p->account_len);
-        sb_putc(b, '\n');
-    }
+    write_params(b, p, PARAMS_FILE);
     sb_printf(b, "key-id %s\n", p->key_id);
     sb_printf(b, "master-key ");
     sb_hex(b, p->sec->master, TOKMARK_MASTER_KEY_BYTES);
