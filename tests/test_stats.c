@@ -27,6 +27,7 @@
 
 #include "stats.h"
 #include "tokmark.h"
+#include "testutil.h"
 
 #define LN10 2.302585092994045684017991454684364
 #define LN2  0.693147180559945309417232121458176568
@@ -48,37 +49,7 @@
 /* PRNG: splitmix64 seeding xoshiro256**                                     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    const uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* uniform in [0, 1) with 53 bits */
-static inline double rng_unif(rng *r) { return (double)(rng_next(r) >> 11) * 0x1p-53; }
+/* The generator is testutil.h's xoshiro256** (splitmix64-seeded). */
 
 static inline uint64_t popcount64(uint64_t x) {
     x = x - ((x >> 1) & 0x5555555555555555ull);
@@ -88,10 +59,10 @@ static inline uint64_t popcount64(uint64_t x) {
 }
 
 /* popcount of n fair bits: a Binomial(n, 1/2) draw */
-static uint64_t rng_binom_half(rng *r, uint64_t n) {
+static uint64_t rng_binom_half(tu_rng *r, uint64_t n) {
     uint64_t c = 0;
-    for (; n >= 64; n -= 64) c += popcount64(rng_next(r));
-    if (n) c += popcount64(rng_next(r) & ((UINT64_C(1) << n) - 1));
+    for (; n >= 64; n -= 64) c += popcount64(tu_next(r));
+    if (n) c += popcount64(tu_next(r) & ((UINT64_C(1) << n) - 1));
     return c;
 }
 
@@ -595,8 +566,8 @@ static void discrete_p(double ln_ge, double ln_gt, double u, double *plain, doub
 /* KGW: green counts of n tuples, each green with probability G / 2^32. */
 static void test_null_binomial_kgw(void **state) {
     (void)state;
-    rng r;
-    rng_seed(&r, 0x6B67772D6E756C6Cull);
+    tu_rng r;
+    tu_seed(&r, 0x6B67772D6E756C6Cull);
     calib c = {"KGW binomial (mixed n, G)", malloc(NCAL * sizeof(double)), malloc(NCAL * sizeof(double)),
                NCAL, 1};
     assert_true(c.prand && c.pplain);
@@ -607,12 +578,12 @@ static void test_null_binomial_kgw(void **state) {
         const uint64_t n = ns[(i >> 1) % 3];
         uint64_t x = 0;
         for (uint64_t t = 0; t < n; t += 2) {
-            const uint64_t v = rng_next(&r);
+            const uint64_t v = tu_next(&r);
             x += (uint32_t)v < G;
             if (t + 1 < n) x += (uint32_t)(v >> 32) < G;
         }
         const double p = ldexp((double)G, -32);
-        discrete_p(tokmark_ln_sf_binomial(x, n, p), tokmark_ln_sf_binomial(x + 1, n, p), rng_unif(&r),
+        discrete_p(tokmark_ln_sf_binomial(x, n, p), tokmark_ln_sf_binomial(x + 1, n, p), tu_unif(&r),
                    &c.pplain[i], &c.prand[i]);
     }
     calib_check(&c);
@@ -622,9 +593,9 @@ static void test_null_binomial_kgw(void **state) {
     const uint64_t n = UINT64_C(1) << 17;
     for (size_t i = 0; i < big.N; i++) {
         uint64_t x = 0;
-        for (uint64_t t = 0; t < n; t += 64) x += popcount64(rng_next(&r) & rng_next(&r));
+        for (uint64_t t = 0; t < n; t += 64) x += popcount64(tu_next(&r) & tu_next(&r));
         discrete_p(tokmark_ln_sf_binomial(x, n, 0.25), tokmark_ln_sf_binomial(x + 1, n, 0.25),
-                   rng_unif(&r), &big.pplain[i], &big.prand[i]);
+                   tu_unif(&r), &big.pplain[i], &big.prand[i]);
     }
     calib_check(&big);
     free(c.prand);
@@ -634,8 +605,8 @@ static void test_null_binomial_kgw(void **state) {
 /* Gumbel: S = sum of -ln(1 - u/2^32) = 32 ln 2 - ln(2^32 - u) over n tuples. */
 static void test_null_gamma_gumbel(void **state) {
     (void)state;
-    rng r;
-    rng_seed(&r, 0x67756D62656C21ull);
+    tu_rng r;
+    tu_seed(&r, 0x67756D62656C21ull);
     calib c = {"Gumbel gamma (n=1..1000)", malloc(NCAL * sizeof(double)), malloc(NCAL * sizeof(double)),
                NCAL, 0};
     assert_true(c.prand && c.pplain);
@@ -645,7 +616,7 @@ static void test_null_gamma_gumbel(void **state) {
         const uint64_t n = ns[i % 5 == 4 && (i / 5) % 4 ? 3 : i % 5]; /* fewer n = 1000 samples */
         double S = 0.0;
         for (uint64_t t = 0; t < n; t++) {
-            const uint32_t u = (uint32_t)(rng_next(&r) >> 32);
+            const uint32_t u = (uint32_t)(tu_next(&r) >> 32);
             S += c32 - log(4294967296.0 - (double)u);
         }
         c.pplain[i] = c.prand[i] = exp(tokmark_ln_sf_gamma(S, n));
@@ -658,15 +629,15 @@ static void test_null_gamma_gumbel(void **state) {
 /* SynthID mean: S = sum of n m fair g-values, null Binomial(n m, 1/2). */
 static void test_null_synthid_mean(void **state) {
     (void)state;
-    rng r;
-    rng_seed(&r, 0x73796E746869644Dull);
+    tu_rng r;
+    tu_seed(&r, 0x73796E746869644Dull);
     calib c = {"SynthID mean m=30", malloc(NCAL * sizeof(double)), malloc(NCAL * sizeof(double)), NCAL, 1};
     assert_true(c.prand && c.pplain);
     const uint64_t ns[4] = {1, 5, 40, 300};
     for (size_t i = 0; i < NCAL; i++) {
         const uint64_t nm = 30 * ns[i & 3];
         const uint64_t x = rng_binom_half(&r, nm);
-        discrete_p(tokmark_ln_sf_binomial(x, nm, 0.5), tokmark_ln_sf_binomial(x + 1, nm, 0.5), rng_unif(&r),
+        discrete_p(tokmark_ln_sf_binomial(x, nm, 0.5), tokmark_ln_sf_binomial(x + 1, nm, 0.5), tu_unif(&r),
                    &c.pplain[i], &c.prand[i]);
     }
     calib_check(&c);
@@ -693,8 +664,8 @@ static double memo_get(memo *mo, uint64_t s) {
 
 static void run_weighted_calib(const char *name, const uint16_t *w, size_t m, const uint64_t *ns, size_t nn,
                                size_t N, tm_weighted_mode mode, uint64_t seed, int discrete) {
-    rng r;
-    rng_seed(&r, seed);
+    tu_rng r;
+    tu_seed(&r, seed);
     calib c = {name, malloc(N * sizeof(double)), malloc(N * sizeof(double)), N, discrete};
     memo *mo = calloc(nn, sizeof *mo);
     assert_true(c.prand && c.pplain && mo);
@@ -714,7 +685,7 @@ static void run_weighted_calib(const char *name, const uint16_t *w, size_t m, co
         memo *q = &mo[i % nn];
         uint64_t x = 0;
         for (size_t l = 0; l < m; l++) x += w[l] * rng_binom_half(&r, q->n);
-        discrete_p(memo_get(q, x), memo_get(q, x + 1), rng_unif(&r), &c.pplain[i], &c.prand[i]);
+        discrete_p(memo_get(q, x), memo_get(q, x + 1), tu_unif(&r), &c.pplain[i], &c.prand[i]);
     }
     calib_check(&c);
     for (size_t j = 0; j < nn; j++) free(mo[j].v);
@@ -783,15 +754,15 @@ static void test_sidak(void **state) {
         }
     }
     /* exact for independent keys: the smallest of 5 independent Gumbel p-values */
-    rng r;
-    rng_seed(&r, 0x736964616Bull);
+    tu_rng r;
+    tu_seed(&r, 0x736964616Bull);
     calib c = {"Sidak min of 5 keys", malloc(NCAL * sizeof(double)), malloc(NCAL * sizeof(double)), NCAL, 0};
     assert_true(c.prand && c.pplain);
     for (size_t i = 0; i < NCAL; i++) {
         double best = 0.0;
         for (int key = 0; key < 5; key++) {
             double S = 0.0;
-            for (int t = 0; t < 4; t++) S -= log1p(-rng_unif(&r));
+            for (int t = 0; t < 4; t++) S -= log1p(-tu_unif(&r));
             const double l = tokmark_ln_sf_gamma(S, 4);
             if (l < best) best = l;
         }
