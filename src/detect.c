@@ -338,13 +338,22 @@ static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, 
         a->fixed += (tm_u128)(uint64_t)floor(s * 0x1p32);
         break;
     }
-    case TOKMARK_SCHEME_SYNTHID:
-        for (uint32_t l = 0; l < pp->layers; l++) {
-            uint32_t g = (blk[l >> 3] >> (l & 7)) & 1u;
-            a->count += g;
-            a->wsum += g * pp->weights[l];
+    case TOKMARK_SCHEME_SYNTHID: {
+        /* g_l is bit l of the block read as two little-endian words (SPEC §3) */
+        uint64_t w[2] = {tm_load64le(blk), tm_load64le(blk + 8)};
+        uint32_t m = pp->layers;
+        if (m < 64) {
+            w[0] &= ((uint64_t)1 << m) - 1;
+            w[1] = 0;
+        } else if (m < 128) {
+            w[1] &= ((uint64_t)1 << (m - 64)) - 1;
         }
+        a->count += (uint64_t)__builtin_popcountll(w[0]) + (uint64_t)__builtin_popcountll(w[1]);
+        for (int h = 0; h < 2; h++)
+            for (uint64_t x = w[h]; x != 0; x &= x - 1)
+                a->wsum += pp->weights[64 * h + __builtin_ctzll(x)];
         break;
+    }
     }
 }
 
