@@ -63,6 +63,7 @@ struct tokmark_detector {
     tm_group *groups;
     int dedup;
     uint32_t min_vocab;    /* smallest V of the ring's keys */
+    uint32_t tmax_all;     /* largest token of the current batch (with its history) */
 
     int32_t buf[TM_HIST + TM_BATCH]; /* history (last 16 tokens) then the batch */
     uint64_t doc_pos;      /* tokens pushed in this document (prompt included) */
@@ -398,6 +399,14 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
         tm_key *K = &d->keys[G->keys[gk]];
         const tokmark_params *pp = &K->p->params;
         size_t m = 0;
+        if (d->tmax_all < pp->vocab_size) { /* every tuple is in this key's vocabulary */
+            memcpy(d->kcand, d->cand, n * sizeof *d->cand);
+            memcpy(d->kflags, d->flags, n);
+            m = n;
+            tm_nonce_left_batch(&K->ctx, d->buf, d->start, m, pp->context_width, d->scratch, d->nonce);
+            score_values(d, K, m);
+            continue;
+        }
         for (size_t i = 0; i < n; i++) {
             if (d->tmax[i] >= pp->vocab_size) continue; /* a token outside this key's vocabulary */
             d->kstart[m] = d->start[i];
@@ -482,6 +491,7 @@ static void process_batch(tokmark_detector *d, size_t n) {
         for (size_t i = TM_HIST - G->c + i0; i < TM_HIST + n; i++)
             if ((uint32_t)d->buf[i] > bmax) bmax = (uint32_t)d->buf[i];
         int batch_in_vocab = bmax < d->min_vocab;
+        d->tmax_all = bmax;
         size_t m = 0;
         for (size_t i = i0; i < n; i++) {
             /* prefetch a fixed distance ahead: enough misses in flight to

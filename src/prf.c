@@ -446,7 +446,10 @@ void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, 
         for (size_t k = 0; k < n; k++) {
             uint8_t blk[16] = {0};
             const int32_t *t = toks + start[k] + 4 * b;
-            for (uint32_t j = 0; j < w; j++) tm_store32le(blk + 4 * j, (uint32_t)t[j]);
+            if (!TM_BIG_ENDIAN) /* the int32 tokens already are LE32 words */
+                memcpy(blk, t, 4 * (size_t)w);
+            else
+                for (uint32_t j = 0; j < w; j++) tm_store32le(blk + 4 * j, (uint32_t)t[j]);
             uint8_t *x = scratch + 16 * k;
             if (b == 0) {
                 memcpy(x, blk, 16);
