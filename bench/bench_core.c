@@ -127,8 +127,9 @@ static double bench_full(tokmark_scheme s, int sample) {
     return best;
 }
 
-/* million tokens per second, detector with dedup on, one key */
-static double bench_detect(tokmark_scheme s, size_t ntok, double *unique_frac) {
+/* million tokens per second, detector with dedup on, one key; documents of
+ * doc_tokens tokens (a multiple of 4096 or a divisor of it) */
+static double bench_detect(tokmark_scheme s, size_t ntok, size_t doc_tokens, double *unique_frac) {
     uint32_t V = 100277;
     tokmark_profile *p = profile(s, V, 30);
     tokmark_keyring *ring = NULL;
@@ -149,9 +150,9 @@ static double bench_detect(tokmark_scheme s, size_t ntok, double *unique_frac) {
     for (int run = 0; run < 3; run++) {
         tokmark_detector_reset(d);
         double t0 = now();
-        for (size_t off = 0; off < ntok; off += 4096) {
-            if ((off / 4096) % 16 == 0) tokmark_detector_begin(d);
-            size_t k = ntok - off < 4096 ? ntok - off : 4096;
+        for (size_t off = 0; off < ntok; off += doc_tokens) {
+            tokmark_detector_begin(d);
+            size_t k = ntok - off < doc_tokens ? ntok - off : doc_tokens;
             tokmark_detector_feed(d, ids + off, k);
         }
         double rate = (double)ntok / (now() - t0) / 1e6;
@@ -223,20 +224,24 @@ int main(void) {
     printf("embed_full128k_kgw_sample %.1f us/token\n", fks);
     printf("embed_full128k_gumbel_sample %.1f us/token\n", fg);
     double uf = 0;
-    double dk = bench_detect(TOKMARK_SCHEME_KGW, (size_t)20 << 20, &uf);
-    printf("detect_kgw_dedup %.1f Mtokens/s\n", dk);
+    /* 20M tokens: 15M unique tuples, more than the last-level cache holds */
+    double dk = bench_detect(TOKMARK_SCHEME_KGW, (size_t)20 << 20, 2048, &uf);
+    printf("detect_kgw_dedup_20M_doc2k %.1f Mtokens/s\n", dk);
     printf("detect_unique_tuple_fraction %.3f -\n", uf);
-    double dsmall = bench_detect(TOKMARK_SCHEME_KGW, (size_t)2 << 20, &uf);
-    printf("detect_kgw_dedup_2Mtokens %.1f Mtokens/s\n", dsmall);
-    double dg = bench_detect(TOKMARK_SCHEME_GUMBEL, (size_t)8 << 20, &uf);
-    printf("detect_gumbel_dedup %.1f Mtokens/s\n", dg);
-    double ds = bench_detect(TOKMARK_SCHEME_SYNTHID, (size_t)8 << 20, &uf);
-    printf("detect_synthid_m30_dedup %.1f Mtokens/s\n", ds);
+    double dk64 = bench_detect(TOKMARK_SCHEME_KGW, (size_t)20 << 20, 65536, &uf);
+    printf("detect_kgw_dedup_20M_doc64k %.1f Mtokens/s\n", dk64);
+    double dsmall = bench_detect(TOKMARK_SCHEME_KGW, (size_t)2 << 20, 2048, &uf);
+    printf("detect_kgw_dedup_2M_doc2k %.1f Mtokens/s\n", dsmall);
+    double dg = bench_detect(TOKMARK_SCHEME_GUMBEL, (size_t)8 << 20, 2048, &uf);
+    printf("detect_gumbel_dedup_8M_doc2k %.1f Mtokens/s\n", dg);
+    double ds = bench_detect(TOKMARK_SCHEME_SYNTHID, (size_t)8 << 20, 2048, &uf);
+    printf("detect_synthid_m30_dedup_8M_doc2k %.1f Mtokens/s\n", ds);
     printf("target embed_topk64_kgw %.2f x_of_limit (limit 1000 ns)\n", kgw / 1000);
     printf("target embed_topk64_gumbel %.2f x_of_limit (limit 1000 ns)\n", gum / 1000);
     printf("target embed_topk64_synthid_m30 %.2f x_of_limit (limit 5000 ns)\n", syn / 5000);
     printf("target embed_full128k_kgw_apply %.2f x_of_limit (limit 60 us)\n", fk / 60);
     printf("target embed_full128k_gumbel_sample %.2f x_of_limit (limit 60 us)\n", fg / 60);
-    printf("target detect_kgw_dedup %.2f x_of_goal (goal >= 30 Mtokens/s)\n", dk / 30);
+    printf("target detect_kgw_dedup_20M_doc2k %.2f x_of_goal (goal >= 30 Mtokens/s)\n", dk / 30);
+    printf("target detect_kgw_dedup_20M_doc64k %.2f x_of_goal (goal >= 30 Mtokens/s)\n", dk64 / 30);
     return 0;
 }

@@ -423,7 +423,16 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
 /* Dedup of tuple i by fingerprint f: sets the per-document and corpus flags
  * and counts duplicates and drops.  Returns the flags (0: skip). */
 static uint8_t dedup_flags(tm_group *G, uint64_t f) {
-    int dn = set_insert(&G->doc, f), cn = set_insert(&G->corpus, f);
+    int dn = set_insert(&G->doc, f);
+    /* seen in this document: then also in the corpus set, which keeps every
+     * tuple it accepted, unless it has filled up (then ask it: the tuple
+     * may have been dropped) */
+    if (dn == 0 && G->corpus.count < G->corpus.limit) {
+        G->doc_dups++;
+        G->corp_dups++;
+        return 0;
+    }
+    int cn = set_insert(&G->corpus, f);
     if (dn == 0) G->doc_dups++;
     if (dn < 0) G->doc_dropped++;
     if (cn == 0) G->corp_dups++;

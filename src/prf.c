@@ -444,22 +444,33 @@ void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, 
     for (uint32_t b = 0; b < nb; b++) {
         uint32_t w = h - 4 * b < 4 ? h - 4 * b : 4; /* tokens in this block */
         for (size_t k = 0; k < n; k++) {
-            uint8_t blk[16] = {0};
             const int32_t *t = toks + start[k] + 4 * b;
-            if (!TM_BIG_ENDIAN) /* the int32 tokens already are LE32 words */
-                memcpy(blk, t, 4 * (size_t)w);
-            else
-                for (uint32_t j = 0; j < w; j++) tm_store32le(blk + 4 * j, (uint32_t)t[j]);
-            uint8_t *x = scratch + 16 * k;
-            if (b == 0) {
-                memcpy(x, blk, 16);
-            } else { /* CBC chaining: X_j = AES(X_{j-1} xor P_j) */
-                uint64_t x0, x1, p0, p1;
-                memcpy(&x0, x, 8); memcpy(&x1, x + 8, 8);
-                memcpy(&p0, blk, 8); memcpy(&p1, blk + 8, 8);
-                x0 ^= p0; x1 ^= p1;
-                memcpy(x, &x0, 8); memcpy(x + 8, &x1, 8);
+            /* P_b as two words, built in registers: a block assembled from
+             * small stores and then read whole would stall store forwarding */
+            uint64_t p0, p1;
+            if (w == 4 && !TM_BIG_ENDIAN) { /* the int32 tokens already are LE32 words */
+                memcpy(&p0, t, 8);
+                memcpy(&p1, t + 2, 8);
+            } else {
+                uint64_t v[4] = {0, 0, 0, 0};
+                for (uint32_t j = 0; j < w; j++) v[j] = (uint32_t)t[j];
+                p0 = v[0] | v[1] << 32;
+                p1 = v[2] | v[3] << 32;
+                if (TM_BIG_ENDIAN) {
+                    p0 = tm_bswap64(p0);
+                    p1 = tm_bswap64(p1);
+                }
             }
+            uint8_t *x = scratch + 16 * k;
+            if (b > 0) { /* CBC chaining: X_b = AES(X_{b-1} xor P_b) */
+                uint64_t x0, x1;
+                memcpy(&x0, x, 8);
+                memcpy(&x1, x + 8, 8);
+                p0 ^= x0;
+                p1 ^= x1;
+            }
+            memcpy(x, &p0, 8);
+            memcpy(x + 8, &p1, 8);
         }
         tm_aes_ecb(a, scratch, scratch, n);
     }
