@@ -364,8 +364,7 @@ static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
     int gv = pp->scheme == TOKMARK_SCHEME_SYNTHID;
     for (size_t i = 0; i < m; i++) {
         uint32_t t = (uint32_t)d->kcand[i];
-        tm_store64le(d->scratch + 16 * i, d->nonce[i]);
-        tm_store64be(d->scratch + 16 * i + 8, gv ? t : t >> 2);
+        tm_store_ctr_block(d->scratch + 16 * i, d->nonce[i], gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
     if (pp->scheme == TOKMARK_SCHEME_KGW) { /* the common case, without a per-tuple switch */

@@ -241,8 +241,7 @@ static void candidate_nonces(tokmark_embedder *e, size_t n) {
 static void candidate_blocks(tokmark_embedder *e, size_t n, int gvalues, uint8_t *out) {
     for (size_t i = 0; i < n; i++) {
         uint32_t id = (uint32_t)e->cid[i];
-        tm_store64le(out + 16 * i, e->cnonce[i]);
-        tm_store64be(out + 16 * i + 8, gvalues ? id : id >> 2);
+        tm_store_ctr_block(out + 16 * i, e->cnonce[i], gvalues ? id : id >> 2);
     }
     tm_aes_ecb(&e->val_aes, out, out, n);
 }
@@ -450,8 +449,7 @@ static void vocab_u(tokmark_embedder *e, uint32_t t0, uint32_t cnt, uint32_t *u)
     for (uint32_t i = 0; i < cnt; i++) ids[i] = (int32_t)(t0 + i);
     tm_nonce_self_batch(&e->ctx_aes, context(e), zero, ids, cnt, e->par.context_width, e->vblk, nonces);
     for (uint32_t i = 0; i < cnt; i++) {
-        tm_store64le(e->vblk + 16 * i, nonces[i]);
-        tm_store64be(e->vblk + 16 * i + 8, (t0 + i) >> 2);
+        tm_store_ctr_block(e->vblk + 16 * i, nonces[i], (t0 + i) >> 2);
     }
     tm_aes_ecb(&e->val_aes, e->vblk, e->vblk, cnt);
     for (uint32_t i = 0; i < cnt; i++) u[i] = tm_load32le(e->vblk + 16 * i + 4 * ((t0 + i) & 3));
@@ -681,8 +679,7 @@ static void synthid_vocab(tokmark_embedder *e, const float *logits) {
             tm_nonce_self_batch(&e->ctx_aes, context(e), zero, ids, cnt, e->par.context_width, e->vblk,
                                 nonces);
             for (uint32_t i = 0; i < cnt; i++) {
-                tm_store64le(e->vg + 16 * (t0 + i), nonces[i]);
-                tm_store64be(e->vg + 16 * (t0 + i) + 8, t0 + i);
+                tm_store_ctr_block(e->vg + 16 * (t0 + i), nonces[i], t0 + i);
             }
             tm_aes_ecb(&e->val_aes, e->vg + 16 * (size_t)t0, e->vg + 16 * (size_t)t0, cnt);
         }

@@ -119,4 +119,23 @@ static inline void tm_store64be(uint8_t *p, uint64_t v) {
     memcpy(p, &v, 8);
 }
 
+/* A 16-byte block LE64(w0) || LE64(w1), written with one 16-byte store where
+ * possible: AES reads it back whole, and a block assembled from smaller
+ * stores would stall store-to-load forwarding. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+static inline void tm_store128(uint8_t *p, uint64_t w0, uint64_t w1) {
+    _mm_storeu_si128((__m128i *)(void *)p, _mm_set_epi64x((long long)w1, (long long)w0));
+}
+#else
+static inline void tm_store128(uint8_t *p, uint64_t w0, uint64_t w1) {
+    tm_store64le(p, w0);
+    tm_store64le(p + 8, w1);
+}
+#endif
+/* The value-stream block input LE64(N) || BE64(j) (SPEC §3). */
+static inline void tm_store_ctr_block(uint8_t *p, uint64_t nonce, uint64_t j) {
+    tm_store128(p, nonce, tm_bswap64(j));
+}
+
 #endif

@@ -326,8 +326,7 @@ void tm_aes_ctr(tm_aes *a, uint64_t nonce, uint64_t first, size_t n, uint8_t *ou
     }
 #endif
     uint8_t iv[16];
-    tm_store64le(iv, nonce);
-    tm_store64be(iv + 8, first);
+    tm_store_ctr_block(iv, nonce, first);
     EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctr;
     (void)EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv);
     memset(out, 0, 16 * n);
@@ -469,8 +468,12 @@ void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, 
                 p0 ^= x0;
                 p1 ^= x1;
             }
-            memcpy(x, &p0, 8);
-            memcpy(x + 8, &p1, 8);
+            if (TM_BIG_ENDIAN) {
+                memcpy(x, &p0, 8);
+                memcpy(x + 8, &p1, 8);
+            } else {
+                tm_store128(x, p0, p1);
+            }
         }
         tm_aes_ecb(a, scratch, scratch, n);
     }
@@ -482,13 +485,10 @@ void tm_nonce_left_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, 
 void tm_nonce_self_batch(tm_aes *a, const int32_t *toks, const uint32_t *start, const int32_t *cand,
                          size_t n, uint32_t h, uint8_t *scratch, uint64_t *out) {
     uint32_t c = h - 1;
-    memset(scratch, 0, 16 * n * c);
     for (size_t k = 0; k < n; k++)
-        for (uint32_t j = 0; j < c; j++) {
-            uint8_t *blk = scratch + 16 * (k * c + j);
-            tm_store32le(blk, (uint32_t)toks[start[k] + j]);
-            tm_store32le(blk + 4, (uint32_t)cand[k]);
-        }
+        for (uint32_t j = 0; j < c; j++) /* LE32(x_j) || LE32(t) || 0^8 */
+            tm_store128(scratch + 16 * (k * c + j),
+                        (uint64_t)(uint32_t)toks[start[k] + j] | (uint64_t)(uint32_t)cand[k] << 32, 0);
     tm_aes_ecb(a, scratch, scratch, n * c);
     for (size_t k = 0; k < n; k++) {
         uint64_t m = UINT64_MAX;
