@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libsodium libcrypto
+PKGS    := libsodium libcrypto libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
@@ -16,20 +16,25 @@ endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -lpthread
 
-LIB_SRC := $(wildcard src/*.c)
+LIB_SRC := $(wildcard src/*.c src/tok/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SOVER   := 0
 
-.PHONY: all lib test bench asan ubsan install clean vectors check-vectors
+.PHONY: all lib test bench asan ubsan install clean vectors check-vectors tokenizer-vectors
 all: lib $(BUILD)/tokmark $(BUILD)/tokmark-vectors $(BUILD)/tokmark.pc
 
 lib: $(BUILD)/libtokmark.a $(BUILD)/libtokmark.so
 
-$(BUILD)/obj/%.o: src/%.c include/tokmark.h src/internal.h $(wildcard src/*.h)
+$(BUILD)/obj/%.o: src/%.c include/tokmark.h src/internal.h $(wildcard src/*.h src/tok/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Where built-in tokenizer names find their rank files (SPEC.md §9.7): the
+# build tree's data/tokenizers (scripts/fetch-tokenizers.sh), then the installed copy.
+$(BUILD)/obj/tok/tiktoken.o: ALL_CFLAGS += -DTM_DATA_DIR_BUILD='"$(CURDIR)/data/tokenizers"' \
+    -DTM_DATA_DIR_INSTALL='"$(PREFIX)/share/tokmark/tokenizers"'
 
 $(BUILD)/libtokmark.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -38,8 +43,11 @@ $(BUILD)/libtokmark.a: $(LIB_OBJ)
 $(BUILD)/libtokmark.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libtokmark.so.$(SOVER) -o $@ $^ $(LDLIBS) $(LDFLAGS)
 
+# The CLI reads and writes JSON Lines (tokenize --jsonl) with jansson.
+CLI_CFLAGS := $(shell pkg-config --cflags jansson)
+CLI_LIBS   := $(shell pkg-config --libs jansson)
 $(BUILD)/tokmark: tools/tokmark.c $(wildcard tools/*.h) $(BUILD)/libtokmark.a
-	$(CC) $(ALL_CFLAGS) -o $@ tools/tokmark.c $(BUILD)/libtokmark.a $(LDLIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -o $@ tools/tokmark.c $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
 
 $(BUILD)/tokmark-vectors: tools/tokmark-vectors.c $(BUILD)/libtokmark.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtokmark.a $(LDLIBS) $(LDFLAGS)
@@ -63,6 +71,13 @@ check-vectors: $(BUILD)/tokmark-vectors
 
 vectors: $(BUILD)/tokmark-vectors
 	$(BUILD)/tokmark-vectors testvectors
+
+# Oracle vectors of the tokenizers (npm tiktoken, pinned; node only here, never in `make test`).
+TIKTOKEN_NPM := tiktoken@1.0.22
+tokenizer-vectors:
+	@test -f $(BUILD)/node/node_modules/tiktoken/package.json || \
+	    npm install --silent --no-audit --no-fund --prefix $(BUILD)/node $(TIKTOKEN_NPM)
+	node tools/gen-tokenizer-vectors.js testvectors/tokenizer
 
 # ---- benchmarks ----
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark.a
@@ -88,6 +103,10 @@ install: all
 	ln -sf libtokmark.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libtokmark.so
 	install -m 644 $(BUILD)/tokmark.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BUILD)/tokmark $(DESTDIR)$(PREFIX)/bin/
+	@if ls data/tokenizers/*.tiktoken >/dev/null 2>&1; then \
+	    install -d $(DESTDIR)$(PREFIX)/share/tokmark/tokenizers && \
+	    install -m 644 data/tokenizers/*.tiktoken $(DESTDIR)$(PREFIX)/share/tokmark/tokenizers/; \
+	else echo "install: no data/tokenizers/*.tiktoken (run scripts/fetch-tokenizers.sh) - tokenizers not installed"; fi
 
 clean:
 	rm -rf build build-asan build-ubsan

