@@ -42,6 +42,9 @@ struct tokmark_embedder {
 
     /* full-vocabulary scratch */
     uint8_t *vblk;         /* 16 * TM_CHUNK_BLOCKS */
+    int32_t *vids;         /* SelfHash chunk: candidate ids, zero offsets, nonces */
+    uint32_t *vzero;
+    uint64_t *vnonce;
     uint64_t *vbits;       /* green bitset, V bits (KGW) */
     uint8_t *vg;           /* 16 * V (SynthID) */
     double *vp;            /* V (SynthID) */
@@ -71,6 +74,9 @@ void tokmark_embedder_free(tokmark_embedder *e) {
     free(e->cp);
     free(e->cvalid);
     free(e->vblk);
+    free(e->vids);
+    free(e->vzero);
+    free(e->vnonce);
     free(e->vbits);
     free(e->vg);
     free(e->vp);
@@ -97,13 +103,16 @@ static int alloc_buffers(tokmark_embedder *e) {
     size_t vb = 16 * (size_t)TM_CHUNK_BLOCKS;
     size_t self_need = 16 * (size_t)TM_SELF_CHUNK * (selfc + 1);
     e->vblk = malloc(vb > self_need ? vb : self_need);
+    e->vids = malloc(TM_SELF_CHUNK * sizeof *e->vids);
+    e->vzero = calloc(TM_SELF_CHUNK, sizeof *e->vzero);
+    e->vnonce = malloc(TM_SELF_CHUNK * sizeof *e->vnonce);
     if (e->par.scheme == TOKMARK_SCHEME_KGW) e->vbits = calloc((V + 63) / 64, sizeof *e->vbits);
     if (e->par.scheme == TOKMARK_SCHEME_SYNTHID) {
         e->vg = malloc(16 * V);
         e->vp = malloc(V * sizeof *e->vp);
     }
     if (!e->seen || !e->cid || !e->cu || !e->cnonce || !e->czero || !e->cblk || !e->cg || !e->cp ||
-        !e->cvalid || !e->vblk || (e->par.scheme == TOKMARK_SCHEME_KGW && !e->vbits) ||
+        !e->cvalid || !e->vblk || !e->vids || !e->vzero || !e->vnonce || (e->par.scheme == TOKMARK_SCHEME_KGW && !e->vbits) ||
         (e->par.scheme == TOKMARK_SCHEME_SYNTHID && (!e->vg || !e->vp)))
         return TOKMARK_ERR_NOMEM;
     return TOKMARK_OK;
@@ -433,6 +442,14 @@ int32_t tokmark_embedder_sample(tokmark_embedder *e, tokmark_token_data *cand, s
 /* Full-vocabulary path                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* SelfHash nonces of the candidates t0 .. t0+cnt-1 (cnt ≤ TM_SELF_CHUNK) in
+ * the current context, into e->vnonce. */
+static void self_nonces(tokmark_embedder *e, uint32_t t0, uint32_t cnt) {
+    for (uint32_t i = 0; i < cnt; i++) e->vids[i] = (int32_t)(t0 + i);
+    tm_nonce_self_batch(&e->ctx_aes, context(e), e->vzero, e->vids, cnt, e->par.context_width, e->vblk,
+                        e->vnonce);
+}
+
 /* u-values of tokens [t0, t0+cnt) into e->cu (cnt ≤ TM_SELF_CHUNK for SelfHash,
  * ≤ 4*TM_CHUNK_BLOCKS for LeftHash with t0 % 4 == 0). */
 static void vocab_u(tokmark_embedder *e, uint32_t t0, uint32_t cnt, uint32_t *u) {
@@ -442,15 +459,8 @@ static void vocab_u(tokmark_embedder *e, uint32_t t0, uint32_t cnt, uint32_t *u)
         for (uint32_t i = 0; i < cnt; i++) u[i] = tm_load32le(e->vblk + 4 * i);
         return;
     }
-    int32_t ids[TM_SELF_CHUNK];
-    uint64_t nonces[TM_SELF_CHUNK];
-    uint32_t zero[TM_SELF_CHUNK];
-    memset(zero, 0, cnt * sizeof zero[0]);
-    for (uint32_t i = 0; i < cnt; i++) ids[i] = (int32_t)(t0 + i);
-    tm_nonce_self_batch(&e->ctx_aes, context(e), zero, ids, cnt, e->par.context_width, e->vblk, nonces);
-    for (uint32_t i = 0; i < cnt; i++) {
-        tm_store_ctr_block(e->vblk + 16 * i, nonces[i], (t0 + i) >> 2);
-    }
+    self_nonces(e, t0, cnt);
+    for (uint32_t i = 0; i < cnt; i++) tm_store_ctr_block(e->vblk + 16 * i, e->vnonce[i], (t0 + i) >> 2);
     tm_aes_ecb(&e->val_aes, e->vblk, e->vblk, cnt);
     for (uint32_t i = 0; i < cnt; i++) u[i] = tm_load32le(e->vblk + 16 * i + 4 * ((t0 + i) & 3));
 }
@@ -671,16 +681,8 @@ static void synthid_vocab(tokmark_embedder *e, const float *logits) {
     } else {
         for (uint32_t t0 = 0; t0 < V; t0 += TM_SELF_CHUNK) {
             uint32_t cnt = V - t0 < TM_SELF_CHUNK ? V - t0 : TM_SELF_CHUNK;
-            int32_t ids[TM_SELF_CHUNK];
-            uint64_t nonces[TM_SELF_CHUNK];
-            uint32_t zero[TM_SELF_CHUNK];
-            memset(zero, 0, cnt * sizeof zero[0]);
-            for (uint32_t i = 0; i < cnt; i++) ids[i] = (int32_t)(t0 + i);
-            tm_nonce_self_batch(&e->ctx_aes, context(e), zero, ids, cnt, e->par.context_width, e->vblk,
-                                nonces);
-            for (uint32_t i = 0; i < cnt; i++) {
-                tm_store_ctr_block(e->vg + 16 * (t0 + i), nonces[i], t0 + i);
-            }
+            self_nonces(e, t0, cnt);
+            for (uint32_t i = 0; i < cnt; i++) tm_store_ctr_block(e->vg + 16 * (t0 + i), e->vnonce[i], t0 + i);
             tm_aes_ecb(&e->val_aes, e->vg + 16 * (size_t)t0, e->vg + 16 * (size_t)t0, cnt);
         }
     }
