@@ -11,6 +11,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TM_HAVE_AESNI 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define TM_HAVE_AESNI 0
@@ -20,10 +21,20 @@ int tm_backend = TOKMARK_BACKEND_PORTABLE;
 int tm_use_vaes;
 static int tm_initialised;
 
+/* VAES and AVX2 from CPUID leaf 7 (EBX bit 5, ECX bit 9), and YMM state
+ * enabled by the OS (OSXSAVE, then XCR0 bits 1-2).  Read directly: not every
+ * compiler's __builtin_cpu_supports knows "vaes". */
 static int cpu_has_vaes(void) {
 #if TM_HAVE_AESNI
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx2");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & 6u) != 6u) return 0; /* XMM and YMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & (1u << 5)) && (c & (1u << 9)); /* AVX2, VAES */
 #else
     return 0;
 #endif
