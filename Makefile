@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libsodium libcrypto libpcre2-8
+PKGS    := libsodium libcrypto libpcre2-8 jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
@@ -22,7 +22,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SOVER   := 0
 
-.PHONY: all lib test bench asan ubsan install clean vectors check-vectors tokenizer-vectors
+.PHONY: all lib test bench asan ubsan fuzz fuzz-build install clean vectors check-vectors tokenizer-vectors
 all: lib $(BUILD)/tokmark $(BUILD)/tokmark-vectors $(BUILD)/tokmark.pc
 
 lib: $(BUILD)/libtokmark.a $(BUILD)/libtokmark.so
@@ -74,10 +74,16 @@ vectors: $(BUILD)/tokmark-vectors
 
 # Oracle vectors of the tokenizers (npm tiktoken, pinned; node only here, never in `make test`).
 TIKTOKEN_NPM := tiktoken@1.0.22
+# Hugging Face tokenizer.json oracle: native build of HF's Rust tokenizers (its
+# linux-x64-gnu binary comes as an npm optional dependency).
+HF_TOKENIZERS_NPM := @anush008/tokenizers@0.6.0
 tokenizer-vectors:
 	@test -f $(BUILD)/node/node_modules/tiktoken/package.json || \
 	    npm install --silent --no-audit --no-fund --prefix $(BUILD)/node $(TIKTOKEN_NPM)
+	@test -f $(BUILD)/node/node_modules/@anush008/tokenizers/package.json || \
+	    npm install --silent --no-audit --no-fund --prefix $(BUILD)/node $(HF_TOKENIZERS_NPM)
 	node tools/gen-tokenizer-vectors.js testvectors/tokenizer
+	node tools/gen-tokenizer-vectors-hf.js testvectors/tokenizer
 
 # ---- benchmarks ----
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark.a
@@ -94,6 +100,47 @@ ubsan:
 	$(MAKE) BUILD=build-ubsan OPT="-O1 -g -fsanitize=undefined -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=undefined" test
 
+# ---- fuzzing (libFuzzer; clang only; never part of `make test`) ----
+# `make fuzz` builds the tokenizer module and every fuzz/fuzz_*.c with
+# -fsanitize=fuzzer,address,undefined into build-fuzz/ and runs each target for
+# FUZZ_SECONDS, starting from the seeds in fuzz/corpus/<target>/ (read only);
+# what it learns goes to build-fuzz/corpus/<target>/, crashes to
+# build-fuzz/artifacts/.  Needs data/tokenizers (scripts/fetch-tokenizers.sh).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 4096
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g $(WARN) $(FUZZ_SAN) -Iinclude -Isrc $(PKG_CFLAGS)
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS    := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+# Only the tokenizer module (and error names): the rest of the library is not
+# fuzzed here, and src/prf.c needs a newer clang than 14 (cpu feature "vaes").
+FUZZ_LIB_OBJ := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,src/error.c $(wildcard src/tok/*.c))
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c include/tokmark.h $(wildcard src/*.h src/tok/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/obj/tok/tiktoken.o: FUZZ_CFLAGS += -DTM_DATA_DIR_BUILD='"$(CURDIR)/data/tokenizers"' \
+    -DTM_DATA_DIR_INSTALL='"$(PREFIX)/share/tokmark/tokenizers"'
+
+$(FUZZ_BUILD)/libtokmark-tok.a: $(FUZZ_LIB_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h include/tokmark.h src/tok/tok.h $(FUZZ_BUILD)/libtokmark-tok.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libtokmark-tok.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/artifacts && \
+	    echo "== $$t: $(FUZZ_SECONDS) s" && \
+	    $(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t \
+	        || exit 1; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -109,4 +156,4 @@ install: all
 	else echo "install: no data/tokenizers/*.tiktoken (run scripts/fetch-tokenizers.sh) - tokenizers not installed"; fi
 
 clean:
-	rm -rf build build-asan build-ubsan
+	rm -rf build build-asan build-ubsan build-fuzz

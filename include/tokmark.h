@@ -413,7 +413,12 @@ typedef struct tokmark_tokenizer_encoder tokmark_tokenizer_encoder;
  * ENOENT when a built-in name's file is not installed), TOKMARK_ERR_FORMAT
  * (*errline, if not NULL, receives the 1-based line at fault: bad base64,
  * bad or duplicate rank, duplicate token; 0 for faults of the whole file),
- * TOKMARK_ERR_UNSUPPORTED (a path whose encoding cannot be told). */
+ * TOKMARK_ERR_UNSUPPORTED (a path whose encoding cannot be told).
+ * A path ending in ".json" is a Hugging Face tokenizer.json (SPEC.md §9.8):
+ * byte-level BPE (GPT-2, Llama 3, Qwen2 style), named after the file name up
+ * to its first dot; TOKMARK_ERR_FORMAT for bad JSON (*errline: its line) or
+ * an inconsistent model, TOKMARK_ERR_UNSUPPORTED for a normalizer,
+ * pre-tokenizer, model or decoder outside that subset. */
 TOKMARK_NODISCARD int tokmark_tokenizer_load(tokmark_tokenizer **out, const char *name_or_path,
                                              size_t *errline);
 /* Load any rank file at `path` with the split pattern and special tokens of

@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 dest=${1:-data/tokenizers}
 mkdir -p "$dest"
 
+# Hugging Face tokenizer.json files (SPEC.md §9.8)
+sh scripts/fetch-hf-tokenizers.sh "$dest" || exit 1
+
 hash_of() {
     case "$1" in
     cl100k_base) echo 223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7 ;;

@@ -14,7 +14,9 @@ static const char cmd_tokenize_help[] =
     "Token ids of a text.  Without --jsonl the whole input (FILE, or standard input\n"
     "when FILE is absent or '-') is one text and the ids are printed on one line,\n"
     "separated by spaces.  With --jsonl every input line is a JSON object\n"
-    "{\"text\": \"...\"} and becomes an output line {\"ids\": [...]}.\n"
+    "{\"text\": \"...\"} and becomes an output line {\"ids\": [...]}; a line that is\n"
+    "not such an object stops the command with FILE:LINE and exit status 3 (the\n"
+    "lines before it have been written).\n"
     "\n"
     "  --tokenizer NAME|PATH  cl100k_base, o200k_base, p50k_base, r50k_base, or a\n"
     "                         .tiktoken rank file\n"
@@ -295,12 +297,18 @@ static int cmd_detokenize(int argc, char **argv) {
     if (!jsonl) {
         size_t n = 0;
         char *s = tk_slurp(in, &n);
-        if (s == NULL || (ids = (int32_t *)malloc((n / 2 + 1) * sizeof *ids)) == NULL) {
-            free(s);
-            rc = s == NULL ? cli_file_error(where, TOKMARK_ERR_IO, 0, errno, NULL) : EXIT_FAIL;
+        if (s == NULL) {
+            rc = cli_file_error(where, TOKMARK_ERR_IO, 0, errno, NULL);
             goto out;
         }
-        s = (char *)realloc(s, n + 1);
+        char *s0 = (char *)realloc(s, n + 1); /* room for the terminating NUL */
+        if (s0 == NULL || (ids = (int32_t *)malloc((n / 2 + 1) * sizeof *ids)) == NULL) {
+            free(s0 != NULL ? s0 : s);
+            cli_error("out of memory");
+            rc = EXIT_FAIL;
+            goto out;
+        }
+        s = s0;
         s[n] = '\0';
         size_t count = 0;
         const char *p = s;

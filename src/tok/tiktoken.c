@@ -145,6 +145,7 @@ void tokmark_tokenizer_free(tokmark_tokenizer *t) {
     free(t->tok_len);
     free(t->slots);
     pcre2_code_free(t->re);
+    tm_hf_free(t->hf);
     free(t);
 }
 
@@ -333,6 +334,15 @@ int tokmark_tokenizer_load(tokmark_tokenizer **out, const char *name_or_path, si
         if (strlen(name_or_path) >= sizeof path) return TOKMARK_ERR_INVALID;
         strcpy(path, name_or_path);
     }
+    size_t plen = strlen(path);
+    if (!builtin && plen > 5 && strcmp(path + plen - 5, ".json") == 0) { /* Hugging Face (SPEC.md §9.8) */
+        uint8_t *jd = NULL;
+        size_t jl = 0;
+        int jrc = read_file(path, &jd, &jl);
+        if (jrc == TOKMARK_OK) jrc = tm_hf_load(out, path, jd, jl, errline);
+        free(jd);
+        return jrc;
+    }
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = read_file(path, &data, &len);
@@ -358,7 +368,9 @@ int tokmark_tokenizer_load(tokmark_tokenizer **out, const char *name_or_path, si
     return rc;
 }
 
-const char *tokmark_tokenizer_name(const tokmark_tokenizer *t) { return t->spec->name; }
+const char *tokmark_tokenizer_name(const tokmark_tokenizer *t) {
+    return t->hf != NULL ? tm_hf_name(t->hf) : t->spec->name;
+}
 
 uint32_t tokmark_tokenizer_vocab_size(const tokmark_tokenizer *t) { return t->n_vocab; }
 
@@ -450,6 +462,7 @@ struct tokmark_tokenizer_encoder {
     tm_bpe_scratch bpe;
     uint8_t *fix; /* text with U+FFFD replacements */
     size_t fix_cap;
+    tm_hf_scratch hf;
 };
 
 void tokmark_tokenizer_encoder_free(tokmark_tokenizer_encoder *e) {
@@ -458,6 +471,7 @@ void tokmark_tokenizer_encoder_free(tokmark_tokenizer_encoder *e) {
     pcre2_match_context_free(e->mc);
     pcre2_jit_stack_free(e->js);
     tm_bpe_scratch_free(&e->bpe);
+    tm_hf_scratch_free(&e->hf);
     free(e->fix);
     free(e);
 }
@@ -554,7 +568,9 @@ int tokmark_tokenizer_encoder_encode(tokmark_tokenizer_encoder *e, const char *t
     }
     tm_tok_out o = {ids, cap, 0};
     int rc = TOKMARK_OK;
-    if (flags & TOKMARK_ENCODE_ALLOW_SPECIAL) {
+    if (e->t->hf != NULL) {
+        rc = tm_hf_encode(e->t, &e->hf, e->md, e->mc, s, len, flags, &o);
+    } else if (flags & TOKMARK_ENCODE_ALLOW_SPECIAL) {
         size_t pos = 0, at = 0;
         int k;
         while (rc == TOKMARK_OK && (k = next_special(e->t->spec, s, pos, len, &at)) >= 0) {
@@ -588,6 +604,11 @@ const uint8_t *tokmark_tokenizer_token_bytes(const tokmark_tokenizer *t, int32_t
     if (id >= 0 && (uint32_t)id < t->n_ranks && t->tok_len[id] != 0) {
         *len = t->tok_len[id];
         return t->blob + t->tok_off[id];
+    }
+    if (t->hf != NULL) {
+        const uint8_t *b = tm_hf_added_bytes(t->hf, id, len);
+        if (b == NULL) *len = 0;
+        return b;
     }
     for (size_t k = 0; k < t->spec->n_special; k++)
         if (t->spec->special[k].id == id) {

@@ -37,8 +37,11 @@ typedef struct tm_tok_spec {
 extern const tm_tok_spec tm_tok_specs[];
 const tm_tok_spec *tm_tok_spec_find(const char *name);
 
+typedef struct tm_hf tm_hf; /* a Hugging Face tokenizer.json (hf.c) */
+
 struct tokmark_tokenizer {
-    const tm_tok_spec *spec;
+    const tm_tok_spec *spec;   /* NULL for a tokenizer.json */
+    tm_hf *hf;                 /* non-NULL for a tokenizer.json (SPEC.md §9.8) */
     uint8_t *blob;             /* every token's bytes, concatenated */
     uint32_t *tok_off;         /* by rank: offset into blob */
     uint32_t *tok_len;         /* by rank: length; 0 = no token of that rank */
@@ -113,5 +116,26 @@ typedef struct tm_bpe_scratch {
  * (SPEC.md §9.4), appended to o.  Returns TOKMARK_OK or TOKMARK_ERR_NOMEM. */
 int tm_bpe_encode(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_bpe_scratch *s, tm_tok_out *o);
 void tm_bpe_scratch_free(tm_bpe_scratch *s);
+
+/* ---- Hugging Face tokenizer.json, byte-level BPE (hf.c, SPEC.md §9.8) ----
+ * The vocabulary sits in the tables above (ids by raw bytes); the rest in tm_hf. */
+typedef struct tm_hf_scratch {
+    uint64_t *buf;   /* BPE heap and arrays: 48 bytes per byte of the piece */
+    size_t size;
+    uint8_t *pre;    /* a piece with ByteLevel's prefix space */
+    size_t pre_cap;
+} tm_hf_scratch;
+
+/* Parse tokenizer.json data; TOKMARK_ERR_UNSUPPORTED names the component in
+ * tm_hf_unsupported() (thread-local, static storage). */
+int tm_hf_load(tokmark_tokenizer **out, const char *path, const uint8_t *data, size_t len, size_t *errline);
+const char *tm_hf_unsupported(void);
+void tm_hf_free(tm_hf *h);
+const char *tm_hf_name(const tm_hf *h);
+/* The content of added token `id`, or NULL. */
+const uint8_t *tm_hf_added_bytes(const tm_hf *h, int32_t id, size_t *len);
+int tm_hf_encode(const tokmark_tokenizer *t, tm_hf_scratch *s, pcre2_match_data *md, pcre2_match_context *mc,
+                 const uint8_t *text, size_t len, unsigned flags, tm_tok_out *o);
+void tm_hf_scratch_free(tm_hf_scratch *s);
 
 #endif

@@ -1,0 +1,732 @@
+/* hf.c — Hugging Face tokenizer.json, byte-level BPE subset (SPEC.md §9.8).
+ *
+ * Supported: normalizer null; pre_tokenizer ByteLevel, or Split (regex or
+ * string, behavior Isolated) followed by ByteLevel, possibly inside a
+ * Sequence; model BPE (vocab + merges as "a b" strings or [a, b] pairs,
+ * ignore_merges, no dropout, no subword prefix/suffix, no byte fallback);
+ * added_tokens (special or not, not lstrip/rstrip/single_word); decoder
+ * ByteLevel or null.  Anything else is TOKMARK_ERR_UNSUPPORTED, with the
+ * component named in tokmark_tokenizer_hf_unsupported().
+ *
+ * Vocabulary tokens are stored as raw bytes (the byte-level alphabet undone)
+ * in the tokenizer's ordinary tables (blob, tok_off, tok_len, slots), so ids
+ * are looked up by bytes as for tiktoken.  Merges live in a hash table keyed
+ * by the pair of ids; BPE merges the pair of lowest merge rank, leftmost on
+ * ties (what HF's Word::merge_all computes), with a heap. */
+#include "tok/tok.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* Unicode White_Space (see tiktoken.c): what \s means in HF's regex engines. */
+#define HF_WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+/* GPT-2's split pattern: what ByteLevel uses when use_regex is true. */
+static const char GPT2_PATTERN[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static _Thread_local const char *hf_what; /* the component last rejected */
+
+const char *tm_hf_unsupported(void) { return hf_what != NULL ? hf_what : ""; }
+
+static int unsupported(const char *what) {
+    hf_what = what;
+    return TOKMARK_ERR_UNSUPPORTED;
+}
+
+/* ---- byte-level alphabet (GPT-2's bytes_to_unicode) ---- */
+static void byte_alphabet(uint16_t byte_to_cp[256], int16_t cp_to_byte[512]) {
+    for (int i = 0; i < 512; i++) cp_to_byte[i] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int direct = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        byte_to_cp[b] = (uint16_t)(direct ? b : 256 + n++);
+        cp_to_byte[byte_to_cp[b]] = (int16_t)b;
+    }
+}
+
+/* Decode one UTF-8 sequence (input assumed well-formed, from jansson). */
+static uint32_t utf8_next(const uint8_t *s, size_t n, size_t *i) {
+    uint8_t b = s[*i];
+    uint32_t c;
+    size_t l;
+    if (b < 0x80) { c = b; l = 1; }
+    else if (b < 0xE0) { c = b & 0x1F; l = 2; }
+    else if (b < 0xF0) { c = b & 0x0F; l = 3; }
+    else { c = b & 0x07; l = 4; }
+    if (*i + l > n) l = n - *i;
+    for (size_t k = 1; k < l; k++) c = c << 6 | (s[*i + k] & 0x3F);
+    *i += l;
+    return c;
+}
+
+/* Undo the byte-level alphabet: out receives the bytes; returns their number,
+ * or -1 when a character is outside the alphabet. */
+static long unmap(const int16_t cp_to_byte[512], const uint8_t *s, size_t n, uint8_t *out) {
+    size_t i = 0, o = 0;
+    while (i < n) {
+        uint32_t c = utf8_next(s, n, &i);
+        if (c >= 512 || cp_to_byte[c] < 0) return -1;
+        out[o++] = (uint8_t)cp_to_byte[c];
+    }
+    return (long)o;
+}
+
+/* ---- regex translation: HF (Oniguruma) syntax to PCRE2 ---- */
+static int translate_regex(const char *src, int literal, pcre2_code **re, int *jit) {
+    size_t n = strlen(src);
+    size_t cap = n * 8 + 64 + n * sizeof HF_WS;
+    char *dst = (char *)malloc(cap);
+    if (dst == NULL) return TOKMARK_ERR_NOMEM;
+    size_t o = 0;
+    if (literal) {
+        o += (size_t)snprintf(dst, cap, "\\Q");
+        for (size_t i = 0; i < n; i++) {
+            if (src[i] == '\\' && src[i + 1] == 'E') { /* end \Q, emit \E literally, restart */
+                o += (size_t)snprintf(dst + o, cap - o, "\\E\\\\E\\Q");
+                i++;
+                continue;
+            }
+            dst[o++] = src[i];
+        }
+        o += (size_t)snprintf(dst + o, cap - o, "\\E");
+    } else {
+        int in_class = 0;
+        for (size_t i = 0; i < n; i++) {
+            char c = src[i];
+            if (c == '\\' && i + 1 < n) {
+                char d = src[i + 1];
+                i++;
+                if (d == 's') o += (size_t)snprintf(dst + o, cap - o, in_class ? "%s" : "[%s]", HF_WS);
+                else if (d == 'S') {
+                    if (in_class) {
+                        free(dst);
+                        return unsupported("pre_tokenizer Split: \\S inside a character class");
+                    }
+                    o += (size_t)snprintf(dst + o, cap - o, "[^%s]", HF_WS);
+                } else {
+                    dst[o++] = '\\';
+                    dst[o++] = d;
+                }
+                continue;
+            }
+            if (c == '[' && !in_class) {
+                in_class = 1;
+                dst[o++] = c;
+                if (src[i + 1] == '^') dst[o++] = src[++i];
+                if (src[i + 1] == ']') dst[o++] = src[++i]; /* a literal ] first */
+                continue;
+            }
+            if (c == '[' && in_class) {
+                free(dst);
+                return unsupported("pre_tokenizer Split: nested character class");
+            }
+            if (c == ']' && in_class) in_class = 0;
+            dst[o++] = c;
+        }
+    }
+    dst[o] = '\0';
+    int errcode;
+    PCRE2_SIZE erroff;
+    *re = pcre2_compile((PCRE2_SPTR)dst, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &errcode, &erroff, NULL);
+    free(dst);
+    if (*re == NULL) return unsupported("pre_tokenizer Split: regex not understood by PCRE2");
+    *jit = pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE) == 0;
+    return TOKMARK_OK;
+}
+
+/* ---- the loaded form ---- */
+enum { STEP_SPLIT = 1, STEP_BYTELEVEL = 2 };
+#define HF_MAX_STEPS 8
+
+typedef struct hf_step {
+    int kind;
+    pcre2_code *re; /* Split's pattern, or ByteLevel's when use_regex; else NULL */
+    int jit;
+    int prefix_space; /* ByteLevel add_prefix_space */
+} hf_step;
+
+typedef struct hf_added {
+    uint8_t *text;
+    size_t len;
+    int32_t id;
+    int special;
+    int normalized;
+} hf_added;
+
+typedef struct hf_merge {
+    uint32_t a, b;   /* pair of ids; a == TM_NO_RANK: empty slot */
+    uint32_t rank;   /* index in merges */
+    uint32_t id;     /* id of the merged token */
+} hf_merge;
+
+struct tm_hf {
+    char name[TOKMARK_TOKENIZER_MAX];
+    hf_step steps[HF_MAX_STEPS];
+    size_t n_steps;
+    hf_added *added;
+    size_t n_added;
+    uint8_t first_byte[2][32]; /* bitmaps: first bytes of added tokens (ordinary / all) */
+    hf_merge *merges;
+    uint64_t mmask;
+    int ignore_merges;
+};
+
+static inline uint64_t pair_hash(uint32_t a, uint32_t b) {
+    uint64_t h = ((uint64_t)a << 32 | b) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static inline const hf_merge *merge_find(const tm_hf *h, uint32_t a, uint32_t b) {
+    for (uint64_t i = pair_hash(a, b) & h->mmask;; i = (i + 1) & h->mmask) {
+        const hf_merge *m = &h->merges[i];
+        if (m->a == TM_NO_RANK) return NULL;
+        if (m->a == a && m->b == b) return m;
+    }
+}
+
+void tm_hf_free(tm_hf *h) {
+    if (h == NULL) return;
+    for (size_t i = 0; i < h->n_steps; i++) pcre2_code_free(h->steps[i].re);
+    for (size_t i = 0; i < h->n_added; i++) free(h->added[i].text);
+    free(h->added);
+    free(h->merges);
+    free(h);
+}
+
+static int add_step(tm_hf *h, int kind) {
+    if (h->n_steps == HF_MAX_STEPS) return unsupported("pre_tokenizer: too many steps");
+    h->steps[h->n_steps].kind = kind;
+    h->n_steps++;
+    return TOKMARK_OK;
+}
+
+static int json_flag(json_t *o, const char *key, int dflt) {
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v)) return dflt;
+    return json_is_true(v);
+}
+
+static int parse_pretok(tm_hf *h, json_t *p) {
+    const char *type = json_string_value(json_object_get(p, "type"));
+    if (type == NULL) return TOKMARK_ERR_FORMAT;
+    if (strcmp(type, "Sequence") == 0) {
+        json_t *arr = json_object_get(p, "pretokenizers");
+        if (!json_is_array(arr)) return TOKMARK_ERR_FORMAT;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v) {
+            int rc = parse_pretok(h, v);
+            if (rc != TOKMARK_OK) return rc;
+        }
+        return TOKMARK_OK;
+    }
+    if (strcmp(type, "Split") == 0) {
+        const char *beh = json_string_value(json_object_get(p, "behavior"));
+        if (beh == NULL || strcmp(beh, "Isolated") != 0) return unsupported("pre_tokenizer Split: behavior other than Isolated");
+        if (json_flag(p, "invert", 0)) return unsupported("pre_tokenizer Split: invert");
+        json_t *pat = json_object_get(p, "pattern");
+        const char *rx = json_string_value(json_object_get(pat, "Regex"));
+        const char *str = json_string_value(json_object_get(pat, "String"));
+        if (rx == NULL && str == NULL) return TOKMARK_ERR_FORMAT;
+        int rc = add_step(h, STEP_SPLIT);
+        if (rc != TOKMARK_OK) return rc;
+        hf_step *s = &h->steps[h->n_steps - 1];
+        return translate_regex(rx != NULL ? rx : str, rx == NULL, &s->re, &s->jit);
+    }
+    if (strcmp(type, "ByteLevel") == 0) {
+        int rc = add_step(h, STEP_BYTELEVEL);
+        if (rc != TOKMARK_OK) return rc;
+        hf_step *s = &h->steps[h->n_steps - 1];
+        s->prefix_space = json_flag(p, "add_prefix_space", 1);
+        if (json_flag(p, "use_regex", 1)) return translate_regex(GPT2_PATTERN, 0, &s->re, &s->jit);
+        return TOKMARK_OK;
+    }
+    return unsupported(strcmp(type, "Metaspace") == 0 ? "pre_tokenizer Metaspace"
+                       : strcmp(type, "Whitespace") == 0 ? "pre_tokenizer Whitespace"
+                       : strcmp(type, "Digits") == 0 ? "pre_tokenizer Digits"
+                       : strcmp(type, "Punctuation") == 0 ? "pre_tokenizer Punctuation"
+                                                            : "pre_tokenizer (type not supported)");
+}
+
+/* The ids of merge "a b" or ["a", "b"]. */
+static int merge_parts(json_t *m, const char **a, size_t *al, const char **b, size_t *bl) {
+    if (json_is_string(m)) {
+        const char *s = json_string_value(m);
+        size_t n = json_string_length(m);
+        const char *sp = (const char *)memchr(s, ' ', n);
+        if (sp == NULL) return TOKMARK_ERR_FORMAT;
+        *a = s;
+        *al = (size_t)(sp - s);
+        *b = sp + 1;
+        *bl = n - *al - 1;
+        return TOKMARK_OK;
+    }
+    if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
+        json_is_string(json_array_get(m, 1))) {
+        *a = json_string_value(json_array_get(m, 0));
+        *al = json_string_length(json_array_get(m, 0));
+        *b = json_string_value(json_array_get(m, 1));
+        *bl = json_string_length(json_array_get(m, 1));
+        return TOKMARK_OK;
+    }
+    return TOKMARK_ERR_FORMAT;
+}
+
+static int vocab_id(json_t *vocab, const char *s, size_t n, uint32_t *id) {
+    json_t *v = json_object_getn(vocab, s, n);
+    if (!json_is_integer(v)) return TOKMARK_ERR_FORMAT;
+    *id = (uint32_t)json_integer_value(v);
+    return TOKMARK_OK;
+}
+
+static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int16_t cp_to_byte[512]) {
+    const char *type = json_string_value(json_object_get(model, "type"));
+    if (type == NULL || strcmp(type, "BPE") != 0) return unsupported("model (only BPE)");
+    json_t *v;
+    if ((v = json_object_get(model, "dropout")) != NULL && !json_is_null(v) && json_number_value(v) != 0.0)
+        return unsupported("model BPE: dropout");
+    const char *pre = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    const char *suf = json_string_value(json_object_get(model, "end_of_word_suffix"));
+    if ((pre != NULL && pre[0] != '\0') || (suf != NULL && suf[0] != '\0'))
+        return unsupported("model BPE: continuing_subword_prefix / end_of_word_suffix");
+    if (json_flag(model, "byte_fallback", 0)) return unsupported("model BPE: byte_fallback");
+    h->ignore_merges = json_flag(model, "ignore_merges", 0);
+    json_t *vocab = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges");
+    if (!json_is_object(vocab) || !json_is_array(merges)) return TOKMARK_ERR_FORMAT;
+    size_t nv = json_object_size(vocab), total = 0, max_id = 0;
+    const char *key;
+    json_object_foreach(vocab, key, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (json_int_t)INT32_MAX)
+            return TOKMARK_ERR_FORMAT;
+        if ((size_t)json_integer_value(v) > max_id) max_id = (size_t)json_integer_value(v);
+        total += strlen(key);
+    }
+    if (nv == 0 || max_id > 4 * nv + 65536) return TOKMARK_ERR_FORMAT;
+    size_t slots = 1024;
+    while (slots < 2 * nv) slots *= 2;
+    t->slots = (uint64_t *)calloc(slots, sizeof *t->slots);
+    t->mask = slots - 1;
+    t->tok_off = (uint32_t *)calloc(max_id + 1, sizeof *t->tok_off);
+    t->tok_len = (uint32_t *)calloc(max_id + 1, sizeof *t->tok_len);
+    t->blob = (uint8_t *)malloc(total + 1);
+    if (t->slots == NULL || t->tok_off == NULL || t->tok_len == NULL || t->blob == NULL) return TOKMARK_ERR_NOMEM;
+    if (total > UINT32_MAX) return TOKMARK_ERR_FORMAT;
+    size_t used = 0;
+    json_object_foreach(vocab, key, v) {
+        uint32_t id = (uint32_t)json_integer_value(v);
+        size_t kl = strlen(key);
+        if (kl == 0) continue;
+        if (t->tok_len[id] != 0) return TOKMARK_ERR_FORMAT; /* two tokens with one id */
+        uint8_t *dst = t->blob + used;
+        long bl = unmap(cp_to_byte, (const uint8_t *)key, kl, dst);
+        int mappable = bl > 0;
+        if (!mappable) { /* outside the alphabet: decodes to its own UTF-8, never produced by BPE */
+            memcpy(dst, key, kl);
+            bl = (long)kl;
+        }
+        t->tok_off[id] = (uint32_t)used;
+        t->tok_len[id] = (uint32_t)bl;
+        used += (size_t)bl;
+        if (!mappable) continue;
+        uint64_t hh = tm_tok_hash(dst, (size_t)bl);
+        uint64_t k = hh & t->mask;
+        while (t->slots[k] != 0) k = (k + 1) & t->mask; /* keys are distinct strings, so distinct bytes */
+        t->slots[k] = (hh >> 32) << 32 | ((uint64_t)id + 1);
+    }
+    t->n_ranks = (uint32_t)max_id + 1;
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        t->byte_rank[b] = tm_tok_rank(t, &c, 1);
+        if (t->byte_rank[b] == TM_NO_RANK) return unsupported("model BPE: vocab lacks a byte of the byte-level alphabet");
+    }
+    /* merges */
+    size_t nm = json_array_size(merges), ms = 16;
+    while (ms < 2 * nm + 2) ms *= 2;
+    h->merges = (hf_merge *)malloc(ms * sizeof *h->merges);
+    if (h->merges == NULL) return TOKMARK_ERR_NOMEM;
+    for (size_t i = 0; i < ms; i++) h->merges[i].a = TM_NO_RANK;
+    h->mmask = ms - 1;
+    char *cat = NULL;
+    size_t catcap = 0;
+    for (size_t r = 0; r < nm; r++) {
+        const char *a, *b;
+        size_t al, bl;
+        uint32_t ia, ib, ic;
+        int rc = merge_parts(json_array_get(merges, r), &a, &al, &b, &bl);
+        if (rc == TOKMARK_OK) rc = vocab_id(vocab, a, al, &ia);
+        if (rc == TOKMARK_OK) rc = vocab_id(vocab, b, bl, &ib);
+        if (rc == TOKMARK_OK && al + bl + 1 > catcap) {
+            catcap = 2 * (al + bl + 1);
+            char *nc = (char *)realloc(cat, catcap);
+            if (nc == NULL) rc = TOKMARK_ERR_NOMEM;
+            else cat = nc;
+        }
+        if (rc == TOKMARK_OK) {
+            memcpy(cat, a, al);
+            memcpy(cat + al, b, bl);
+            rc = vocab_id(vocab, cat, al + bl, &ic); /* the merged token must be in the vocab */
+        }
+        if (rc != TOKMARK_OK) {
+            free(cat);
+            return rc;
+        }
+        uint64_t k = pair_hash(ia, ib) & h->mmask;
+        while (h->merges[k].a != TM_NO_RANK && !(h->merges[k].a == ia && h->merges[k].b == ib))
+            k = (k + 1) & h->mmask;
+        /* a repeated pair keeps its last rank, as HF's HashMap does */
+        h->merges[k] = (hf_merge){ia, ib, (uint32_t)r, ic};
+    }
+    free(cat);
+    return TOKMARK_OK;
+}
+
+/* Added tokens.  Their ids are assigned as HF's AddedVocabulary::add_tokens
+ * does when it reads a file (the "id" fields are not used): the id of the same
+ * content among earlier added tokens or in the model's vocab; otherwise the
+ * largest added id + 1 when that is at least the number of vocab entries,
+ * else that number. */
+static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *vocab) {
+    if (arr == NULL || json_is_null(arr)) return TOKMARK_OK;
+    if (!json_is_array(arr)) return TOKMARK_ERR_FORMAT;
+    size_t n = json_array_size(arr);
+    h->added = (hf_added *)calloc(n + 1, sizeof *h->added);
+    if (h->added == NULL) return TOKMARK_ERR_NOMEM;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        json_t *c = json_object_get(v, "content"), *id = json_object_get(v, "id");
+        if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= (json_int_t)INT32_MAX || json_string_length(c) == 0)
+            return TOKMARK_ERR_FORMAT;
+        if (json_flag(v, "lstrip", 0) || json_flag(v, "rstrip", 0) || json_flag(v, "single_word", 0))
+            return unsupported("added_tokens: lstrip / rstrip / single_word");
+        hf_added *a = &h->added[h->n_added];
+        a->len = json_string_length(c);
+        int64_t nid = -1, max_added = -1;
+        json_t *vv = json_object_getn(vocab, json_string_value(c), a->len);
+        for (size_t j = 0; j < h->n_added; j++) {
+            if (h->added[j].len == a->len && memcmp(h->added[j].text, json_string_value(c), a->len) == 0)
+                nid = h->added[j].id;
+            if (h->added[j].id > max_added) max_added = h->added[j].id;
+        }
+        if (nid < 0 && json_is_integer(vv)) nid = json_integer_value(vv);
+        if (nid < 0) {
+            int64_t vs = (int64_t)json_object_size(vocab);
+            nid = max_added >= vs ? max_added + 1 : vs;
+        }
+        if (nid >= INT32_MAX) return TOKMARK_ERR_FORMAT;
+        a->text = (uint8_t *)malloc(a->len);
+        if (a->text == NULL) return TOKMARK_ERR_NOMEM;
+        h->n_added++;
+        memcpy(a->text, json_string_value(c), a->len);
+        a->id = (int32_t)nid;
+        a->special = json_flag(v, "special", 0);
+        a->normalized = json_flag(v, "normalized", !a->special);
+        for (int all = 0; all < 2; all++)
+            if (all || !a->special) h->first_byte[all][a->text[0] >> 3] |= (uint8_t)(1u << (a->text[0] & 7));
+        if ((uint32_t)a->id + 1 > t->n_vocab) t->n_vocab = (uint32_t)a->id + 1;
+    }
+    return TOKMARK_OK;
+}
+
+static void name_from_path(char *out, size_t size, const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b != NULL ? b + 1 : path;
+    size_t n = strcspn(b, ".");
+    if (n == 0) {
+        b = "tokenizer";
+        n = strlen(b);
+    }
+    if (n >= size) n = size - 1;
+    for (size_t i = 0; i < n; i++) out[i] = (b[i] > ' ' && b[i] < 127) ? b[i] : '_';
+    out[n] = '\0';
+}
+
+int tm_hf_load(tokmark_tokenizer **out, const char *path, const uint8_t *data, size_t len, size_t *errline) {
+    hf_what = NULL;
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (errline != NULL) *errline = jerr.line > 0 ? (size_t)jerr.line : 0;
+        return TOKMARK_ERR_FORMAT;
+    }
+    int rc = TOKMARK_OK;
+    tokmark_tokenizer *t = (tokmark_tokenizer *)calloc(1, sizeof *t);
+    tm_hf *h = (tm_hf *)calloc(1, sizeof *h);
+    if (t == NULL || h == NULL) {
+        free(t);
+        free(h);
+        json_decref(root);
+        return TOKMARK_ERR_NOMEM;
+    }
+    t->hf = h;
+    name_from_path(h->name, sizeof h->name, path);
+    uint16_t byte_to_cp[256];
+    int16_t cp_to_byte[512];
+    byte_alphabet(byte_to_cp, cp_to_byte);
+    json_t *v;
+    if (!json_is_object(root)) rc = TOKMARK_ERR_FORMAT;
+    if (rc == TOKMARK_OK && (v = json_object_get(root, "normalizer")) != NULL && !json_is_null(v))
+        rc = unsupported("normalizer");
+    if (rc == TOKMARK_OK && (v = json_object_get(root, "pre_tokenizer")) != NULL && !json_is_null(v))
+        rc = parse_pretok(h, v);
+    if (rc == TOKMARK_OK) {
+        /* exactly one ByteLevel, last */
+        size_t nbl = 0;
+        for (size_t i = 0; i < h->n_steps; i++) nbl += h->steps[i].kind == STEP_BYTELEVEL;
+        if (nbl != 1 || h->steps[h->n_steps - 1].kind != STEP_BYTELEVEL)
+            rc = unsupported("pre_tokenizer without a final ByteLevel (only byte-level BPE is supported)");
+    }
+    if (rc == TOKMARK_OK && (v = json_object_get(root, "decoder")) != NULL && !json_is_null(v)) {
+        const char *dt = json_string_value(json_object_get(v, "type"));
+        if (dt == NULL || strcmp(dt, "ByteLevel") != 0) rc = unsupported("decoder (only ByteLevel)");
+    }
+    if (rc == TOKMARK_OK) {
+        v = json_object_get(root, "model");
+        rc = json_is_object(v) ? parse_model(t, h, v, cp_to_byte) : TOKMARK_ERR_FORMAT;
+    }
+    if (rc == TOKMARK_OK) {
+        t->n_vocab = t->n_ranks;
+        rc = parse_added(t, h, json_object_get(root, "added_tokens"), json_object_get(v, "vocab"));
+    }
+    for (size_t i = 0; i < h->n_steps; i++) t->jit |= h->steps[i].jit;
+    json_decref(root);
+    if (rc != TOKMARK_OK) {
+        tokmark_tokenizer_free(t);
+        return rc;
+    }
+    *out = t;
+    return TOKMARK_OK;
+}
+
+const char *tm_hf_name(const tm_hf *h) { return h->name; }
+
+const uint8_t *tm_hf_added_bytes(const tm_hf *h, int32_t id, size_t *len) {
+    for (size_t i = 0; i < h->n_added; i++)
+        if (h->added[i].id == id) {
+            *len = h->added[i].len;
+            return h->added[i].text;
+        }
+    return NULL;
+}
+
+/* ---- encoding ---- */
+
+void tm_hf_scratch_free(tm_hf_scratch *s) {
+    free(s->buf);
+    free(s->pre);
+    memset(s, 0, sizeof *s);
+}
+
+/* BPE of one piece by merge rank (HF Word::merge_all), appended to o. */
+static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_scratch *s, tm_tok_out *o) {
+    const tm_hf *h = t->hf;
+    if (n == 1) {
+        tm_tok_emit(o, t->byte_rank[p[0]]);
+        return TOKMARK_OK;
+    }
+    if (h->ignore_merges) {
+        uint32_t r = tm_tok_rank(t, p, n);
+        if (r != TM_NO_RANK) {
+            tm_tok_emit(o, r);
+            return TOKMARK_OK;
+        }
+    }
+    if (n >= UINT32_MAX / 2) return TOKMARK_ERR_INVALID;
+    if (s->size < n) {
+        size_t want = n < 256 ? 256 : n;
+        if (want > SIZE_MAX / 48) return TOKMARK_ERR_NOMEM;
+        uint64_t *b = (uint64_t *)malloc(want * 48);
+        if (b == NULL) return TOKMARK_ERR_NOMEM;
+        free(s->buf);
+        s->buf = b;
+        s->size = want;
+    }
+    /* heap: 4n entries of (rank << 32 | position); then nxt, prv, id, rk (n each) */
+    uint64_t *hp = s->buf;
+    uint32_t *nxt = (uint32_t *)(void *)(s->buf + 4 * s->size), *prv = nxt + s->size, *id = prv + s->size,
+             *rk = id + s->size;
+    const uint32_t N = (uint32_t)n;
+    size_t len = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        nxt[i] = i + 1;
+        prv[i] = i == 0 ? TM_NO_RANK : i - 1;
+        id[i] = t->byte_rank[p[i]];
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        const hf_merge *m = i + 1 < N ? merge_find(h, id[i], id[i + 1]) : NULL;
+        rk[i] = m != NULL ? m->rank : TM_NO_RANK;
+        if (m != NULL) hp[len++] = (uint64_t)m->rank << 32 | i;
+    }
+    /* binary heap, built bottom-up */
+#define HP_DOWN(k0)                                                                                    \
+    do {                                                                                               \
+        size_t k_ = (k0);                                                                              \
+        uint64_t x_ = hp[k_];                                                                          \
+        for (;;) {                                                                                     \
+            size_t c_ = 2 * k_ + 1;                                                                    \
+            if (c_ >= len) break;                                                                      \
+            if (c_ + 1 < len && hp[c_ + 1] < hp[c_]) c_++;                                             \
+            if (hp[c_] >= x_) break;                                                                   \
+            hp[k_] = hp[c_];                                                                           \
+            k_ = c_;                                                                                   \
+        }                                                                                              \
+        hp[k_] = x_;                                                                                   \
+    } while (0)
+#define HP_PUSH(key)                                                                                   \
+    do {                                                                                               \
+        size_t k_ = len++;                                                                             \
+        uint64_t x_ = (key);                                                                           \
+        while (k_ > 0 && hp[(k_ - 1) / 2] > x_) {                                                      \
+            hp[k_] = hp[(k_ - 1) / 2];                                                                 \
+            k_ = (k_ - 1) / 2;                                                                         \
+        }                                                                                              \
+        hp[k_] = x_;                                                                                   \
+    } while (0)
+    for (size_t k = len / 2 + 1; k-- > 0;)
+        if (k < len) HP_DOWN(k);
+    while (len > 0) {
+        uint64_t top = hp[0];
+        hp[0] = hp[--len];
+        if (len > 0) HP_DOWN(0);
+        uint32_t a = (uint32_t)top;
+        if (rk[a] != (uint32_t)(top >> 32)) continue; /* stale (see bpe.c: spans only grow) */
+        uint32_t b = nxt[a], c = nxt[b];
+        const hf_merge *m = merge_find(h, id[a], id[b]);
+        id[a] = m->id;
+        rk[b] = TM_NO_RANK;
+        nxt[a] = c;
+        if (c < N) prv[c] = a;
+        if (len + 2 > 4 * s->size) { /* drop stale entries; at most n are live */
+            size_t w = 0;
+            for (size_t i = 0; i < len; i++)
+                if (rk[(uint32_t)hp[i]] == (uint32_t)(hp[i] >> 32)) hp[w++] = hp[i];
+            len = w;
+            for (size_t k = len / 2 + 1; k-- > 0;)
+                if (k < len) HP_DOWN(k);
+        }
+        m = c < N ? merge_find(h, id[a], id[c]) : NULL;
+        rk[a] = m != NULL ? m->rank : TM_NO_RANK;
+        if (m != NULL) HP_PUSH((uint64_t)m->rank << 32 | a);
+        uint32_t l = prv[a];
+        if (l != TM_NO_RANK) {
+            m = merge_find(h, id[l], id[a]);
+            rk[l] = m != NULL ? m->rank : TM_NO_RANK;
+            if (m != NULL) HP_PUSH((uint64_t)m->rank << 32 | l);
+        }
+    }
+#undef HP_DOWN
+#undef HP_PUSH
+    for (uint32_t i = 0; i < N; i = nxt[i]) tm_tok_emit(o, id[i]);
+    return TOKMARK_OK;
+}
+
+typedef struct hf_ctx {
+    const tokmark_tokenizer *t;
+    tm_hf_scratch *s;
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    tm_tok_out *o;
+} hf_ctx;
+
+static int run_step(hf_ctx *c, size_t k, const uint8_t *p, size_t n);
+
+/* Split p[0..n) with re (behavior Isolated: matches and the gaps between
+ * them are pieces; empty pieces are dropped), each piece to step k. */
+static int split_isolated(hf_ctx *c, const hf_step *st, size_t k, const uint8_t *p, size_t n) {
+    size_t gap = 0, off = 0;
+    while (off <= n) {
+        int rc = st->jit ? pcre2_jit_match(st->re, p, n, off, 0, c->md, c->mc)
+                         : pcre2_match(st->re, p, n, off, PCRE2_NO_UTF_CHECK, c->md, c->mc);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) return rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_JIT_STACKLIMIT ? TOKMARK_ERR_NOMEM
+                                                                                         : TOKMARK_ERR_UNSUPPORTED;
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+        size_t ms = ov[0], me = ov[1];
+        if (me > ms) {
+            if (ms > gap && (rc = run_step(c, k, p + gap, ms - gap)) != TOKMARK_OK) return rc;
+            if ((rc = run_step(c, k, p + ms, me - ms)) != TOKMARK_OK) return rc;
+            gap = off = me;
+        } else { /* empty match: move on by one character */
+            if (me >= n) break;
+            off = me + 1;
+            while (off < n && (p[off] & 0xC0) == 0x80) off++;
+        }
+    }
+    if (n > gap) return run_step(c, k, p + gap, n - gap);
+    return TOKMARK_OK;
+}
+
+static int run_step(hf_ctx *c, size_t k, const uint8_t *p, size_t n) {
+    const tm_hf *h = c->t->hf;
+    if (k == h->n_steps) return hf_bpe(c->t, p, n, c->s, c->o);
+    const hf_step *st = &h->steps[k];
+    if (st->kind == STEP_SPLIT) return split_isolated(c, st, k + 1, p, n);
+    /* ByteLevel (always the last step) */
+    if (st->prefix_space && p[0] != ' ') {
+        if (n + 1 > c->s->pre_cap) {
+            size_t want = 2 * (n + 1);
+            uint8_t *nb = (uint8_t *)realloc(c->s->pre, want);
+            if (nb == NULL) return TOKMARK_ERR_NOMEM;
+            c->s->pre = nb;
+            c->s->pre_cap = want;
+        }
+        c->s->pre[0] = ' ';
+        memcpy(c->s->pre + 1, p, n);
+        p = c->s->pre;
+        n++;
+    }
+    if (st->re != NULL) return split_isolated(c, st, k + 1, p, n);
+    return run_step(c, k + 1, p, n);
+}
+
+/* The leftmost-longest added token of `pass` (0: normalized == false,
+ * 1: normalized == true) in s[from..end), special ones only when `all`. */
+static const hf_added *next_added(const tm_hf *h, int pass, int all, const uint8_t *s, size_t from, size_t end,
+                                  size_t *at) {
+    const uint8_t *fb = h->first_byte[all];
+    for (size_t i = from; i < end; i++) {
+        if (!(fb[s[i] >> 3] & (1u << (s[i] & 7)))) continue;
+        const hf_added *best = NULL;
+        for (size_t j = 0; j < h->n_added; j++) {
+            const hf_added *a = &h->added[j];
+            if ((a->normalized != 0) != pass || (a->special && !all)) continue;
+            if (a->len <= end - i && (best == NULL || a->len > best->len) && memcmp(s + i, a->text, a->len) == 0)
+                best = a;
+        }
+        if (best != NULL) {
+            *at = i;
+            return best;
+        }
+    }
+    return NULL;
+}
+
+static int encode_segment(hf_ctx *c, int pass, int all, const uint8_t *s, size_t from, size_t end) {
+    const tm_hf *h = c->t->hf;
+    int rc = TOKMARK_OK;
+    while (from < end) {
+        size_t at = 0;
+        const hf_added *a = h->n_added > 0 ? next_added(h, pass, all, s, from, end, &at) : NULL;
+        size_t stop = a != NULL ? at : end;
+        if (stop > from) {
+            rc = pass == 0 ? encode_segment(c, 1, all, s, from, stop) : run_step(c, 0, s + from, stop - from);
+            if (rc != TOKMARK_OK) return rc;
+        }
+        if (a == NULL) break;
+        tm_tok_emit(c->o, (uint32_t)a->id);
+        from = at + a->len;
+    }
+    return rc;
+}
+
+int tm_hf_encode(const tokmark_tokenizer *t, tm_hf_scratch *s, pcre2_match_data *md, pcre2_match_context *mc,
+                 const uint8_t *text, size_t len, unsigned flags, tm_tok_out *o) {
+    hf_ctx c = {t, s, md, mc, o};
+    return encode_segment(&c, 0, (flags & TOKMARK_ENCODE_ALLOW_SPECIAL) != 0, text, 0, len);
+}
