@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "tokmark.h"
+#include "tokutil.h"
 
 #define NMOD 2
 static const char *const mod_names[NMOD] = {"gpt2", "llama3"};
@@ -60,39 +61,6 @@ static int free_all(void **state) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (g_dir[0] != '\0' && system(cmd) != 0) return -1;
     return 0;
-}
-
-static int32_t *encode_all(tokmark_tokenizer_encoder *e, const char *s, size_t n, unsigned flags, size_t *count,
-                           int *rc_out) {
-    size_t need = 0;
-    int rc = tokmark_tokenizer_encoder_encode(e, s, n, NULL, 0, &need, flags);
-    *rc_out = rc;
-    *count = need;
-    if (rc != TOKMARK_OK) return NULL;
-    int32_t *ids = (int32_t *)malloc((need + 1) * sizeof *ids);
-    assert_non_null(ids);
-    size_t got = 0;
-    rc = tokmark_tokenizer_encoder_encode(e, s, n, ids, need, &got, flags);
-    assert_int_equal(rc, TOKMARK_OK);
-    assert_int_equal(got, need);
-    return ids;
-}
-
-static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
-
-static int ids_equal(const int32_t *a, size_t na, json_t *arr) {
-    if (na != json_array_size(arr)) return 0;
-    for (size_t i = 0; i < na; i++)
-        if ((json_int_t)a[i] != json_integer_value(json_array_get(arr, i))) return 0;
-    return 1;
-}
-
-static void print_diff(const char *what, const char *id, const int32_t *a, size_t na, json_t *arr) {
-    size_t i = 0;
-    while (i < na && i < json_array_size(arr) && (json_int_t)a[i] == json_integer_value(json_array_get(arr, i))) i++;
-    print_error("  %s %s: %zu tokens, oracle %zu; first difference at token %zu (ours %d, oracle %lld)\n", id,
-                what, na, json_array_size(arr), i, i < na ? a[i] : -1,
-                i < json_array_size(arr) ? (long long)json_integer_value(json_array_get(arr, i)) : -1LL);
 }
 
 static void check_vectors(int which) {
