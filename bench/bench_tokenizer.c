@@ -3,7 +3,9 @@
  * built at run time from /usr/share/common-licenses and man pages), the
  * scaling with threads sharing one tokenizer, the pathological 10 MB inputs,
  * and, when node and build/node/node_modules/tiktoken are present, npm
- * tiktoken's speed on the same text and the ratio.  Best of several runs. */
+ * tiktoken's speed on the same text and the ratio; then cl100k_base's split
+ * pattern by PCRE2 (JIT) and by the hand-written scanner, alone and end to
+ * end, on the English and a multilingual text.  Best of several runs. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "tokmark.h"
+#include "tok/tok.h" /* internal: the split pattern's two implementations */
 
 static double now(void) {
     struct timespec t;
@@ -109,6 +112,95 @@ static double threads_mbps(const tokmark_tokenizer *t, int nt) {
     return 2.0 * (double)nt * (double)corpus_len / (now() - t0) / 1e6;
 }
 
+/* A multilingual text: sentences of many scripts, shuffled, ~2 MB. */
+static const char *const ml_sentences[] = {
+    "The quick brown fox jumps over the lazy dog; it's 3:45 pm and we've 12,345 items.\n",
+    "Der schnelle braune Fuchs springt über den faulen Hund. Größe: 1.234,56 €.\n",
+    "Le cœur a ses raisons que la raison ne connaît point — c'était l'été 1998.\n",
+    "El niño comió paella en la playa de Málaga; ¿verdad? ¡Sí!\n",
+    "Съешь же ещё этих мягких французских булок, да выпей чаю. Цена 250 ₽.\n",
+    "Ταχίστη αλώπηξ βαφής ψημένη γη, δρασκελίζει υπέρ νωθρού κυνός.\n",
+    "我能吞下玻璃而不伤身体。今天是2024年3月15日，天气很好。\n",
+    "いろはにほへと　ちりぬるを　わかよたれそ　つねならむ。東京は晴れです。\n",
+    "다람쥐 헌 쳇바퀴에 타고파. 오늘은 2024년입니다.\n",
+    "نص حكيم له سر قاطع وذو شأن عظيم مكتوب على ثوب أخضر ومغلف بجلد أزرق. ١٢٣٤\n",
+    "עטלף אבק נס דרך מזגן שהתפוצץ כי חם.\n",
+    "ऋषियों को सताने वाले दुष्ट राक्षसों के राजा रावण का सर्वनाश करने वाले विष्णुवतार भगवान श्रीराम। १२३\n",
+    "เป็นมนุษย์สุดประเสริฐเลิศคุณค่า กว่าบรรดาฝูงสัตว์เดรัจฉาน\n",
+    "Emoji: 👍🏽 👨‍👩‍👧‍👦 ❤️ 🇩🇪 — done!\n",
+    "    for (int i = 0; i < n; i++) { sum += a[i] * b[i]; }  // dot product\n",
+    "\t\tReturn value:   0 on success,\r\n  -1 on error.   \n\n",
+};
+
+static char *ml;
+static size_t ml_len;
+
+static void build_multilingual(void) {
+    const size_t cap = 2u << 20;
+    ml = (char *)malloc(cap + 256);
+    if (ml == NULL) exit(1);
+    const size_t ns = sizeof ml_sentences / sizeof ml_sentences[0];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    while (ml_len < cap) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const char *p = ml_sentences[x % ns];
+        size_t l = strlen(p);
+        memcpy(ml + ml_len, p, l);
+        ml_len += l;
+    }
+}
+
+/* Best MB/s of cutting s[0..n) into pieces with `split` (TM_SPLIT_*). */
+static double split_mbps(const tokmark_tokenizer *t, int split, const char *s, size_t n, int runs, size_t *pieces) {
+    tokmark_tokenizer_encoder *e = NULL;
+    check(tokmark_tokenizer_encoder_create(&e, t), "encoder");
+    size_t *ends = (size_t *)malloc((n + 1) * sizeof *ends);
+    if (ends == NULL) exit(1);
+    double best = 1e30;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        check(tm_tok_split(e, split, (const uint8_t *)s, n, ends, n + 1, pieces), "split");
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+    }
+    free(ends);
+    tokmark_tokenizer_encoder_free(e);
+    return (double)n / best / 1e6;
+}
+
+/* The split pattern of `name`: PCRE2 (JIT) against the scanner `scan`. */
+static void bench_split(tokmark_tokenizer *t, const char *name, int scan) {
+    static const char *const split_name[2] = {"pcre2", "scanner"};
+    const struct {
+        const char *name;
+        const char *s;
+        size_t n;
+    } texts[2] = {{"english", corpus, corpus_len}, {"multilingual", ml, ml_len}};
+    int keep = t->split;
+    for (int k = 0; k < 2; k++) {
+        size_t np[2] = {0, 0}, nt[2] = {0, 0};
+        double sp[2], en[2];
+        for (int m = 0; m < 2; m++) {
+            int split = m == 0 ? TM_SPLIT_PCRE2 : scan;
+            sp[m] = split_mbps(t, split, texts[k].s, texts[k].n, 5, &np[m]);
+            t->split = split;
+            en[m] = mbps(t, texts[k].s, texts[k].n, 5, &nt[m]);
+            printf("pretokenize_%s_%s_%s %.1f MB/s\n", texts[k].name, name, split_name[m], sp[m]);
+            printf("tokenize_%s_%s_%s %.1f MB/s\n", texts[k].name, name, split_name[m], en[m]);
+        }
+        t->split = keep;
+        if (np[0] != np[1] || nt[0] != nt[1]) {
+            fprintf(stderr, "bench_tokenizer: %s %s: PCRE2 and the scanner disagree (%zu/%zu pieces, %zu/%zu tokens)\n",
+                    name, texts[k].name, np[0], np[1], nt[0], nt[1]);
+            exit(1);
+        }
+        printf("pretokenize_%s_%s_scanner_vs_pcre2 %.2f x\n", texts[k].name, name, sp[1] / sp[0]);
+        printf("tokenize_%s_%s_scanner_vs_pcre2 %.2f x\n", texts[k].name, name, en[1] / en[0]);
+    }
+}
+
 int main(void) {
     check(tokmark_init(), "init");
     build_corpus();
@@ -129,6 +221,11 @@ int main(void) {
         printf("tokenize_english_%s %.1f MB/s\n", names[i], ours[i]);
         printf("tokenize_english_%s_bytes_per_token %.2f -\n", names[i], (double)corpus_len / (double)ntok);
     }
+    build_multilingual();
+    printf("tokenizer_corpus_multilingual %.2f MB\n", (double)ml_len / 1e6);
+    bench_split(tok[0], "cl100k_base", TM_SPLIT_CL100K);
+    bench_split(tok[1], "o200k_base", TM_SPLIT_O200K);
+    free(ml);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int nt = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
     double one = threads_mbps(tok[0], 1), many = threads_mbps(tok[0], nt);

@@ -1,5 +1,5 @@
 /* fuzz_hf_load.c — libFuzzer target: the Hugging Face tokenizer.json loader
- * (src/tok/hf.c, SPEC.md §9.8) through the public API.
+ * (src/tok/hf.c, SPEC.md §9.8, §9.9) through the public API.
  *
  * Each input is written to one temporary file named *.json (on /dev/shm when
  * it exists) and loaded with tokmark_tokenizer_load().  Invariants: a failed

@@ -55,12 +55,12 @@ for i, (name, data) in enumerate(sorted(seeds.items())):
 # result are kept, the added tokens), plus a few malformed ones.
 hf_dir = os.path.join(root, "fuzz", "corpus", "fuzz_hf_load")
 os.makedirs(hf_dir, exist_ok=True)
-def cut(src, n_merges):
+def cut(src, n_merges, byte_tokens=False):
     with open(src, encoding="utf-8") as f:
         d = json.load(f)
     m = d["model"]
     vocab = m["vocab"]
-    keep = {k: v for k, v in vocab.items() if len(k) == 1}
+    keep = {k: v for k, v in vocab.items() if len(k) == 1 or (byte_tokens and len(k) == 6 and k.startswith("<0x"))}
     merges = []
     for mg in m["merges"]:
         a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
@@ -77,6 +77,32 @@ for name in ("gpt2", "llama3"):
     if os.path.exists(p):
         with open(os.path.join(hf_dir, name + "_small"), "wb") as out:
             out.write(cut(p, 40))
+# SentencePiece-style (SPEC.md §9.9): Mistral 7B's file cut the same way (its
+# single characters and <0xNN> byte tokens), and two hand-written files.
+p = os.path.join(root, "data", "tokenizers", "mistral.tokenizer.json")
+if os.path.exists(p):
+    with open(os.path.join(hf_dir, "mistral_small"), "wb") as out:
+        out.write(cut(p, 40, byte_tokens=True))
+M = "\u2581"
+sp = {"version": "1.0",
+      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": M},
+                     {"type": "Replace", "pattern": {"String": " "}, "content": M}]},
+      "pre_tokenizer": None,
+      "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": M}, "content": " "},
+                  {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+      "added_tokens": [{"id": 0, "content": "<unk>", "special": True, "normalized": False},
+                       {"id": 10, "content": "<s>", "special": True, "normalized": False}],
+      "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                "vocab": {"<unk>": 0, "<0x41>": 1, "<0xC3>": 2, "<0xA9>": 3, M: 4, "a": 5, "b": 6, M + "a": 7,
+                          "ab": 8, M + "ab": 9, "<s>": 10},
+                "merges": [M + " a", "a b", M + "a b"]}}
+for name, (norm, pretok) in {
+    "sp_small": (sp["normalizer"], None),
+    "sp_metaspace": (None, {"type": "Metaspace", "replacement": M, "prepend_scheme": "first", "split": True}),
+}.items():
+    with open(os.path.join(hf_dir, name), "wb") as out:
+        out.write(json.dumps(dict(sp, normalizer=norm, pre_tokenizer=pretok), ensure_ascii=False,
+                             separators=(",", ":")).encode("utf-8"))
 for name, data in {
     "not_json": b"{\"model\": ",
     "empty_object": b"{}",

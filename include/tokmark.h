@@ -415,8 +415,10 @@ typedef struct tokmark_tokenizer_encoder tokmark_tokenizer_encoder;
  * bad or duplicate rank, duplicate token; 0 for faults of the whole file),
  * TOKMARK_ERR_UNSUPPORTED (a path whose encoding cannot be told).
  * A path ending in ".json" is a Hugging Face tokenizer.json (SPEC.md §9.8):
- * byte-level BPE (GPT-2, Llama 3, Qwen2 style), named after the file name up
- * to its first dot; TOKMARK_ERR_FORMAT for bad JSON (*errline: its line) or
+ * byte-level BPE (GPT-2, Llama 3, Qwen2 style) or, SPEC.md §9.9,
+ * SentencePiece-style BPE (Llama 2, Mistral 7B: Prepend/Replace normalizer or
+ * Metaspace, byte fallback, unk_token), named after the file name up to its
+ * first dot; TOKMARK_ERR_FORMAT for bad JSON (*errline: its line) or
  * an inconsistent model, TOKMARK_ERR_UNSUPPORTED for a normalizer,
  * pre-tokenizer, model or decoder outside that subset. */
 TOKMARK_NODISCARD int tokmark_tokenizer_load(tokmark_tokenizer **out, const char *name_or_path,
@@ -472,7 +474,8 @@ TOKMARK_NODISCARD int tokmark_tokenizer_encode(const tokmark_tokenizer *t, const
 
 /* Decode ids into the bytes they stand for (not always whole UTF-8
  * characters), written to out[0..cap) with no terminating NUL; *len_out
- * receives the full length (snprintf-like).  TOKMARK_ERR_INVALID when an id
+ * receives the full length (snprintf-like); a tokenizer.json decoder's Strip
+ * drops leading bytes of the whole output (SPEC.md §9.9).  TOKMARK_ERR_INVALID when an id
  * is no token: then *len_out is the index of that id. */
 TOKMARK_NODISCARD int tokmark_tokenizer_decode(const tokmark_tokenizer *t, const int32_t *ids, size_t n,
                                                char *out, size_t cap, size_t *len_out);

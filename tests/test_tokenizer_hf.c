@@ -1,10 +1,11 @@
 /* test_tokenizer_hf.c — Hugging Face tokenizer.json, byte-level BPE (SPEC.md
- * §9.8): every oracle vector of testvectors/tokenizer/hf-<name>.jsonl token for
+ * §9.8) and SentencePiece-style BPE (§9.9): every oracle vector of testvectors/tokenizer/hf-<name>.jsonl token for
  * token (npm @anush008/tokenizers), decode(encode(x)) == x, small hand-written
  * tokenizer.json files (merge ranks by pair, ignore_merges, add_prefix_space,
- * added tokens, merges as pairs), and the components that are rejected.
+ * added tokens, merges as pairs; byte fallback, unk_token and fuse_unk,
+ * normalizer and Metaspace steps), and the components that are rejected.
  *
- * Needs data/tokenizers/{gpt2,llama3}.tokenizer.json (sh scripts/fetch-tokenizers.sh,
+ * Needs data/tokenizers/{gpt2,llama3,mistral}.tokenizer.json (sh scripts/fetch-tokenizers.sh,
  * or $TOKMARK_DATA_DIR); without them the suite fails and says so. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <stdarg.h>
@@ -25,20 +26,54 @@
 #include "tokmark.h"
 #include "tokutil.h"
 
-#define NMOD 2
-static const char *const mod_names[NMOD] = {"gpt2", "llama3"};
-static const uint32_t mod_vocab[NMOD] = {50257, 128256};
+#define NMOD 5
+/* gpt2, llama3: byte-level BPE (§9.8).  mistral: SentencePiece-style (§9.9), Mistral 7B;
+ * the two mistral-metaspace-* are that file with its normalizer replaced by a
+ * Metaspace pre-tokenizer, made here as tools/gen-tokenizer-vectors-hf.js makes them. */
+static const char *const mod_names[NMOD] = {"gpt2", "llama3", "mistral", "mistral-metaspace-first",
+                                            "mistral-metaspace-split"};
+static const uint32_t mod_vocab[NMOD] = {50257, 128256, 32000, 32000, 32000};
+static const char *const mod_base[NMOD] = {NULL, NULL, NULL, "mistral", "mistral"};
+static const char *const mod_pretok[NMOD] = {
+    NULL, NULL, NULL,
+    "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"first\",\"split\":false}",
+    "{\"type\":\"Metaspace\",\"replacement\":\"\u2581\",\"prepend_scheme\":\"always\",\"split\":true}"};
 static tokmark_tokenizer *g_tok[NMOD];
 static char g_dir[256];
+
+/* Write the variant `which` of its base file to g_dir; its path in out. */
+static int make_variant(int which, const char *dir, char *out, size_t size) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.tokenizer.json", dir, mod_base[which]);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (root == NULL) return -1;
+    json_t *pt = json_loads(mod_pretok[which], 0, &jerr);
+    int rc = pt != NULL && json_object_set_new(root, "normalizer", json_null()) == 0 &&
+                     json_object_set_new(root, "pre_tokenizer", pt) == 0
+                 ? 0
+                 : -1;
+    snprintf(out, size, "%s/%s.tokenizer.json", g_dir, mod_names[which]);
+    if (rc == 0) rc = json_dump_file(root, out, JSON_COMPACT);
+    json_decref(root);
+    return rc;
+}
 
 static int load_all(void **state) {
     (void)state;
     if (tokmark_init() != TOKMARK_OK) return -1;
     const char *dir = getenv("TOKMARK_DATA_DIR");
+    if (dir == NULL || dir[0] == '\0') dir = "data/tokenizers";
+    snprintf(g_dir, sizeof g_dir, "/tmp/tokmark-hf-XXXXXX");
+    if (mkdtemp(g_dir) == NULL) return -1;
     for (int i = 0; i < NMOD; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s.tokenizer.json", dir != NULL && dir[0] ? dir : "data/tokenizers",
-                 mod_names[i]);
+        snprintf(path, sizeof path, "%s/%s.tokenizer.json", dir, mod_names[i]);
+        if (mod_base[i] != NULL && make_variant(i, dir, path, sizeof path) != 0) {
+            fprintf(stderr, "test_tokenizer_hf: cannot make %s from %s/%s.tokenizer.json (run  sh "
+                            "scripts/fetch-tokenizers.sh)\n", mod_names[i], dir, mod_base[i]);
+            return -1;
+        }
         size_t line = 0;
         int rc = tokmark_tokenizer_load(&g_tok[i], path, &line);
         if (rc != TOKMARK_OK) {
@@ -49,8 +84,6 @@ static int load_all(void **state) {
             return -1;
         }
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/tokmark-hf-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) return -1;
     return 0;
 }
 
@@ -74,7 +107,7 @@ static void check_vectors(int which) {
     char *line = NULL;
     size_t lcap = 0;
     ssize_t ll;
-    size_t n_cases = 0, n_bad = 0, n_special_diff = 0;
+    size_t n_cases = 0, n_bad = 0, n_special_diff = 0, n_roundtrip = 0;
     while ((ll = getline(&line, &lcap, f)) > 0) {
         json_error_t jerr;
         json_t *o = json_loadb(line, (size_t)ll, JSON_ALLOW_NUL, &jerr);
@@ -116,8 +149,13 @@ static void check_vectors(int which) {
             ok = 0;
         }
         if (!ids_equal(a, n1, spc)) n_special_diff++;
-        if (jt != NULL) {
-            for (int k = 0; k < 2; k++) {
+        /* decode(encode(x)) == x: byte-level always; SentencePiece-style (§9.9)
+         * only without added tokens, without U+2581 in the text (it decodes to a
+         * space) and, with Metaspace, without a leading space (Strip drops it) */
+        int sp = which >= 2;
+        int lossless = jt != NULL && (!sp || (strstr(text, "\xE2\x96\x81") == NULL && (which == 2 || text[0] != ' ')));
+        if (lossless) {
+            for (int k = 0; k < (sp ? 1 : 2); k++) {
                 size_t dl = 0;
                 assert_int_equal(tokmark_tokenizer_decode(t, k ? b : a, k ? n2 : n1, NULL, 0, &dl), TOKMARK_OK);
                 char *d = (char *)malloc(dl + 1);
@@ -130,6 +168,7 @@ static void check_vectors(int which) {
                 }
                 free(d);
             }
+            n_roundtrip++;
         }
         n_bad += !ok;
         n_cases++;
@@ -143,6 +182,7 @@ static void check_vectors(int which) {
     tokmark_tokenizer_encoder_free(e);
     if (n_bad != 0) fail_msg("%s: %zu of %zu vectors differ from the oracle", mod_names[which], n_bad, n_cases);
     assert_true(n_cases >= 150);
+    assert_true(n_roundtrip >= 100);
     assert_true(n_special_diff >= 3); /* the corpus does exercise special tokens */
 }
 
@@ -153,6 +193,18 @@ static void test_vectors_gpt2(void **state) {
 static void test_vectors_llama3(void **state) {
     (void)state;
     check_vectors(1);
+}
+static void test_vectors_mistral(void **state) {
+    (void)state;
+    check_vectors(2);
+}
+static void test_vectors_mistral_metaspace_first(void **state) {
+    (void)state;
+    check_vectors(3);
+}
+static void test_vectors_mistral_metaspace_split(void **state) {
+    (void)state;
+    check_vectors(4);
 }
 
 static void test_names_and_sizes(void **state) {
@@ -344,6 +396,85 @@ static void test_rejected(void **state) {
     assert_null(t);
 }
 
+/* A small SentencePiece-style file: vocab <unk> <0x41>.. and the given
+ * entries, merges, model options, normalizer / pre-tokenizer / decoder. */
+static char *sp_json(const char *norm, const char *pretok, const char *decoder, const char *model_extra,
+                     const char *vocab, const char *merges) {
+    size_t cap = 8192;
+    char *s = (char *)malloc(cap);
+    assert_non_null(s);
+    snprintf(s, cap,
+             "{\"version\":\"1.0\",\"normalizer\":%s,\"pre_tokenizer\":%s,\"decoder\":%s,\"added_tokens\":[],"
+             "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\"%s,\"vocab\":{\"<unk>\":0,\"<0x41>\":1,"
+             "\"<0xC3>\":2,\"<0xA9>\":3%s},\"merges\":[%s]}}",
+             norm, pretok, decoder, model_extra, vocab, merges);
+    return s;
+}
+
+/* The ids and the decoded text below are what npm @anush008/tokenizers gives for the same files. */
+static void test_sentencepiece_small(void **state) {
+    (void)state;
+    const char *norm = "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},"
+                       "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xE2\x96\x81\"}]}";
+    const char *dec = "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":"
+                      "\"\xE2\x96\x81\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"
+                      "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}";
+    const char *vocab = ",\"\xE2\x96\x81\":4,\"a\":5,\"b\":6,\"\xE2\x96\x81" "a\":7,\"ab\":8,\"\xE2\x96\x81" "ab\":9";
+    const char *merges = "\"\xE2\x96\x81 a\",\"a b\",\"\xE2\x96\x81" "a b\"";
+    size_t line = 0;
+    tokmark_tokenizer *t = NULL;
+    /* byte fallback: A and é have byte tokens; z has none and becomes <unk>, fused */
+    char *js = sp_json(norm, "null", dec, ",\"byte_fallback\":true,\"fuse_unk\":true", vocab, merges);
+    assert_int_equal(tokmark_tokenizer_load(&t, write_json("sp1.json", js), &line), TOKMARK_OK);
+    free(js);
+    expect_ids(t, "ab b", 0, (const int32_t[]){9, 4, 6}, 3);
+    expect_ids(t, "A\xC3\xA9", 0, (const int32_t[]){4, 1, 2, 3}, 4);
+    expect_ids(t, "zzab", 0, (const int32_t[]){4, 0, 8}, 3);
+    expect_ids(t, "zA", 0, (const int32_t[]){4, 1, 0}, 3); /* a pending <unk> goes after byte tokens (as HF) */
+    char out[32];
+    size_t dl = 0;
+    assert_int_equal(tokmark_tokenizer_decode(t, (const int32_t[]){9, 4, 6, 1, 2, 3}, 6, out, sizeof out, &dl),
+                     TOKMARK_OK);
+    assert_int_equal(dl, 7);
+    assert_memory_equal(out, "ab bA\xC3\xA9", 7); /* the leading space stripped, bytes joined */
+    tokmark_tokenizer_free(t);
+    /* no byte fallback, no fusing: one <unk> per unknown character */
+    js = sp_json(norm, "null", dec, ",\"byte_fallback\":false", vocab, merges);
+    assert_int_equal(tokmark_tokenizer_load(&t, write_json("sp2.json", js), &line), TOKMARK_OK);
+    free(js);
+    expect_ids(t, "zA", 0, (const int32_t[]){4, 0, 0}, 3);
+    tokmark_tokenizer_free(t);
+    /* Metaspace, prepend_scheme never, split: no prefix, pieces start at the metaspace */
+    js = sp_json("null",
+                 "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":\"never\","
+                 "\"split\":true}",
+                 "null", "", vocab, merges);
+    assert_int_equal(tokmark_tokenizer_load(&t, write_json("sp3.json", js), &line), TOKMARK_OK);
+    free(js);
+    expect_ids(t, "ab ab", 0, (const int32_t[]){8, 9}, 2);
+    tokmark_tokenizer_free(t);
+    /* rejected: a Regex Replace, NFKC (not built in), a decoder outside the subset, Split */
+    const char *bad[][3] = {
+        {"{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\"\xE2\x96\x81\"}", "null", dec},
+        {"{\"type\":\"NFKC\"}", "null", dec},
+        {norm, "null", "{\"type\":\"ByteLevel\"}"},
+        {norm, "{\"type\":\"Split\",\"pattern\":{\"String\":\"x\"},\"behavior\":\"Isolated\"}", dec},
+        {"null", "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":\"sometimes\"}", dec},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        js = sp_json(bad[i][0], bad[i][1], bad[i][2], "", vocab, merges);
+        t = NULL;
+        int rc = tokmark_tokenizer_load(&t, write_json("spbad.json", js), &line);
+        if (rc != TOKMARK_ERR_UNSUPPORTED) fail_msg("bad case %zu: %s", i, tokmark_error_name(rc));
+        assert_null(t);
+        free(js);
+    }
+    /* an unk_token missing from the vocab */
+    js = sp_json(norm, "null", dec, ",\"unk_token\":\"<nope>\"", vocab, merges);
+    assert_int_equal(tokmark_tokenizer_load(&t, write_json("spbad2.json", js), &line), TOKMARK_ERR_FORMAT);
+    free(js);
+}
+
 static void test_pathological(void **state) {
     (void)state;
     /* a long run of one character and a long line without spaces: the heap path */
@@ -376,9 +507,11 @@ static void test_pathological(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_gpt2),    cmocka_unit_test(test_vectors_llama3),
+        cmocka_unit_test(test_vectors_mistral),  cmocka_unit_test(test_vectors_mistral_metaspace_first),
+        cmocka_unit_test(test_vectors_mistral_metaspace_split),
         cmocka_unit_test(test_names_and_sizes), cmocka_unit_test(test_merge_ranks),
         cmocka_unit_test(test_prefix_space_and_added), cmocka_unit_test(test_rejected),
-        cmocka_unit_test(test_pathological),
+        cmocka_unit_test(test_sentencepiece_small), cmocka_unit_test(test_pathological),
     };
     return cmocka_run_group_tests(tests, load_all, free_all);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// gen-tokenizer-vectors-hf.js — oracle vectors for Hugging Face tokenizer.json (SPEC.md §9.8).
+// gen-tokenizer-vectors-hf.js — oracle vectors for Hugging Face tokenizer.json (SPEC.md §9.8, §9.9).
 //
 // Tokenizes the corpus of gen-tokenizer-vectors.js (read back from the
 // committed testvectors/tokenizer/cl100k_base.jsonl: its id and text/hex
@@ -24,7 +24,14 @@ const { Tokenizer } = require(modDir);
 const version = JSON.parse(fs.readFileSync(path.join(modDir, 'package.json'), 'utf8')).version;
 const outDir = process.argv[2] || path.join(root, 'testvectors/tokenizer');
 const dataDir = process.env.TOKMARK_DATA_DIR || path.join(root, 'data/tokenizers');
-const MODELS = ['gpt2', 'llama3'];
+const MODELS = ['gpt2', 'llama3', 'mistral'];
+// Variants of a real file, made here and by the C tests the same way (SPEC.md §9.9):
+// Mistral 7B with its normalizer replaced by a Metaspace pre-tokenizer, as newer
+// conversions of SentencePiece models (Mistral v0.3, Llama) write it.
+const VARIANTS = {
+    'mistral-metaspace-first': ['mistral', { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false }],
+    'mistral-metaspace-split': ['mistral', { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true }],
+};
 
 const cases = [];
 for (const line of fs.readFileSync(path.join(root, 'testvectors/tokenizer/cl100k_base.jsonl'), 'utf8').split('\n')) {
@@ -41,14 +48,28 @@ add('hf_space_before_special', 'a <|endoftext|> b  <|eot_id|>  c');
 add('hf_leading_space', ' leading space and  double');
 add('hf_byte_alphabet', 'Ġ Ċ ĉ Ā ā ł Ń ĠĠ');
 add('hf_long_spaces_words', 'word' + ' '.repeat(100) + 'word\n\n\n' + '\t'.repeat(20) + 'x');
+// SentencePiece-style cases (SPEC.md §9.9): the metaspace character itself,
+// characters outside the vocab (byte fallback), the special tokens <unk> <s> </s>.
+add('sp_metaspace', '\u2581 \u2581\u2581x \u2581 a\u2581b  ');
+add('sp_unknown_chars', '\u{10FFFF}\u{E000} \u{1F9D1}\u200D\u{1F52C} \u0378 \uFFFD');
+add('sp_special_mid', 'a <s> b</s>  <unk>c');
+add('sp_leading_specials', '<s>Hello <s> world</s>');
+add('sp_unk_text', '<unk> is not </s>, nor <0x41>');
 
 const bytesOf = (c) => (c.bytes ? new TextDecoder().decode(c.bytes) : c.text);
 
 (async () => {
     fs.mkdirSync(outDir, { recursive: true });
-    for (const name of MODELS) {
-        const file = path.join(dataDir, name + '.tokenizer.json');
-        const json = fs.readFileSync(file, 'utf8');
+    for (const name of MODELS.concat(Object.keys(VARIANTS))) {
+        const base = VARIANTS[name] ? VARIANTS[name][0] : name;
+        const file = path.join(dataDir, base + '.tokenizer.json');
+        let json = fs.readFileSync(file, 'utf8');
+        if (VARIANTS[name]) {
+            const d0 = JSON.parse(json);
+            d0.normalizer = null;
+            d0.pre_tokenizer = VARIANTS[name][1];
+            json = JSON.stringify(d0);
+        }
         const full = Tokenizer.fromString(json);
         const d = JSON.parse(json);
         d.added_tokens = (d.added_tokens || []).filter((t) => !t.special);

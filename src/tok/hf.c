@@ -1,4 +1,7 @@
-/* hf.c — Hugging Face tokenizer.json, byte-level BPE subset (SPEC.md §9.8).
+/* hf.c — Hugging Face tokenizer.json, byte-level BPE subset (SPEC.md §9.8)
+ * and SentencePiece-style BPE (§9.9: normalizer Prepend / Replace, Metaspace,
+ * byte_fallback, unk_token, fuse_unk, decoder Replace / ByteFallback / Fuse /
+ * Strip; see sp_segment and sp_piece).
  *
  * Supported: normalizer null; pre_tokenizer ByteLevel, or Split (regex or
  * string, behavior Isolated) followed by ByteLevel, possibly inside a
@@ -139,7 +142,7 @@ static int translate_regex(const char *src, int literal, pcre2_code **re, int *j
 }
 
 /* ---- the loaded form ---- */
-enum { STEP_SPLIT = 1, STEP_BYTELEVEL = 2 };
+enum { STEP_SPLIT = 1, STEP_BYTELEVEL = 2, STEP_METASPACE = 3 };
 #define HF_MAX_STEPS 8
 
 typedef struct hf_step {
@@ -148,6 +151,20 @@ typedef struct hf_step {
     int jit;
     int prefix_space; /* ByteLevel add_prefix_space */
 } hf_step;
+
+/* SentencePiece-style (no ByteLevel; SPEC.md §9.9): a normalizer of Prepend
+ * and Replace steps, a Metaspace pre-tokenizer, BPE over characters with
+ * byte fallback and an unknown token. */
+enum { NORM_PREPEND = 1, NORM_REPLACE = 2 };
+enum { MS_NEVER = 0, MS_FIRST = 1, MS_ALWAYS = 2 };
+#define HF_MAX_NORM 8
+typedef struct hf_norm {
+    int kind;
+    char *a; /* Prepend: the prefix; Replace: the literal pattern */
+    size_t al;
+    char *b; /* Replace: the content */
+    size_t bl;
+} hf_norm;
 
 typedef struct hf_added {
     uint8_t *text;
@@ -173,6 +190,25 @@ struct tm_hf {
     hf_merge *merges;
     uint64_t mmask;
     int ignore_merges;
+    /* SentencePiece-style */
+    int sp;                       /* 1: no ByteLevel; the fields below apply */
+    hf_norm norm[HF_MAX_NORM];
+    size_t n_norm;
+    int ms;                       /* a Metaspace pre-tokenizer */
+    int ms_scheme;                /* MS_* */
+    int ms_split;
+    char ms_rep[8];               /* its replacement character, UTF-8 */
+    size_t ms_rep_len;
+    int byte_fallback;
+    int32_t byte_tok[256];        /* id of "<0xNN>", or -1 */
+    int32_t unk_id;               /* -1: no unk_token */
+    int fuse_unk;
+    tokmark_tokenizer raw;        /* the vocab by its own strings (blob, tok_off, tok_len, slots, mask) */
+    int dec_bytefallback;         /* decoder: ByteFallback, Replace a -> b, Fuse then Strip */
+    char *dec_a, *dec_b;
+    size_t dec_al, dec_bl;
+    size_t strip_n;
+    uint8_t strip_ch;
 };
 
 static inline uint64_t pair_hash(uint32_t a, uint32_t b) {
@@ -194,6 +230,16 @@ void tm_hf_free(tm_hf *h) {
     for (size_t i = 0; i < h->n_added; i++) free(h->added[i].text);
     free(h->added);
     free(h->merges);
+    for (size_t i = 0; i < h->n_norm; i++) {
+        free(h->norm[i].a);
+        free(h->norm[i].b);
+    }
+    free(h->raw.blob);
+    free(h->raw.tok_off);
+    free(h->raw.tok_len);
+    free(h->raw.slots);
+    free(h->dec_a);
+    free(h->dec_b);
     free(h);
 }
 
@@ -245,11 +291,126 @@ static int parse_pretok(tm_hf *h, json_t *p) {
         if (json_flag(p, "use_regex", 1)) return translate_regex(GPT2_PATTERN, 0, &s->re, &s->jit);
         return TOKMARK_OK;
     }
-    return unsupported(strcmp(type, "Metaspace") == 0 ? "pre_tokenizer Metaspace"
-                       : strcmp(type, "Whitespace") == 0 ? "pre_tokenizer Whitespace"
+    if (strcmp(type, "Metaspace") == 0) {
+        if (h->ms) return unsupported("pre_tokenizer: two Metaspace");
+        const char *r = json_string_value(json_object_get(p, "replacement"));
+        const char *sch = json_string_value(json_object_get(p, "prepend_scheme"));
+        if (r == NULL || json_string_length(json_object_get(p, "replacement")) == 0) return TOKMARK_ERR_FORMAT;
+        size_t ri = 0;
+        (void)utf8_next((const uint8_t *)r, strlen(r), &ri);
+        if (ri != strlen(r) || ri >= sizeof h->ms_rep) return TOKMARK_ERR_FORMAT; /* one character */
+        memcpy(h->ms_rep, r, ri);
+        h->ms_rep_len = ri;
+        if (sch == NULL) /* older files: add_prefix_space */
+            h->ms_scheme = json_flag(p, "add_prefix_space", 1) ? MS_ALWAYS : MS_NEVER;
+        else if (strcmp(sch, "always") == 0) h->ms_scheme = MS_ALWAYS;
+        else if (strcmp(sch, "first") == 0) h->ms_scheme = MS_FIRST;
+        else if (strcmp(sch, "never") == 0) h->ms_scheme = MS_NEVER;
+        else return unsupported("pre_tokenizer Metaspace: prepend_scheme");
+        h->ms_split = json_flag(p, "split", 1);
+        h->ms = 1;
+        return add_step(h, STEP_METASPACE);
+    }
+    return unsupported(strcmp(type, "Whitespace") == 0 ? "pre_tokenizer Whitespace"
                        : strcmp(type, "Digits") == 0 ? "pre_tokenizer Digits"
                        : strcmp(type, "Punctuation") == 0 ? "pre_tokenizer Punctuation"
                                                             : "pre_tokenizer (type not supported)");
+}
+
+static char *dup_json_string(json_t *v, size_t *len) {
+    *len = json_string_length(v);
+    char *d = (char *)malloc(*len + 1);
+    if (d != NULL) memcpy(d, json_string_value(v), *len + 1);
+    return d;
+}
+
+/* normalizer: Prepend, Replace with a String pattern, or a Sequence of them. */
+static int parse_normalizer(tm_hf *h, json_t *n) {
+    const char *type = json_string_value(json_object_get(n, "type"));
+    if (type == NULL) return TOKMARK_ERR_FORMAT;
+    if (strcmp(type, "Sequence") == 0) {
+        json_t *arr = json_object_get(n, "normalizers");
+        if (!json_is_array(arr)) return TOKMARK_ERR_FORMAT;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v) {
+            int rc = parse_normalizer(h, v);
+            if (rc != TOKMARK_OK) return rc;
+        }
+        return TOKMARK_OK;
+    }
+    if (h->n_norm == HF_MAX_NORM) return unsupported("normalizer: too many steps");
+    hf_norm *m = &h->norm[h->n_norm];
+    if (strcmp(type, "Prepend") == 0) {
+        json_t *pv = json_object_get(n, "prepend");
+        if (!json_is_string(pv)) return TOKMARK_ERR_FORMAT;
+        m->kind = NORM_PREPEND;
+        if ((m->a = dup_json_string(pv, &m->al)) == NULL) return TOKMARK_ERR_NOMEM;
+        h->n_norm++;
+        return TOKMARK_OK;
+    }
+    if (strcmp(type, "Replace") == 0) {
+        json_t *pat = json_object_get(json_object_get(n, "pattern"), "String");
+        json_t *c = json_object_get(n, "content");
+        if (pat == NULL) return unsupported("normalizer Replace: a Regex pattern");
+        if (!json_is_string(pat) || !json_is_string(c) || json_string_length(pat) == 0) return TOKMARK_ERR_FORMAT;
+        m->kind = NORM_REPLACE;
+        m->a = dup_json_string(pat, &m->al);
+        m->b = dup_json_string(c, &m->bl);
+        h->n_norm++;
+        return m->a != NULL && m->b != NULL ? TOKMARK_OK : TOKMARK_ERR_NOMEM;
+    }
+    return unsupported(strcmp(type, "NFC") == 0 ? "normalizer NFC"
+                       : strcmp(type, "NFKC") == 0 ? "normalizer NFKC"
+                                                   : "normalizer (type not supported)");
+}
+
+/* decoder of a SentencePiece-style file: Sequence of Replace (String),
+ * ByteFallback, Fuse, Strip (after Fuse, stop 0), each at most once. */
+static int parse_decoder_sp(tm_hf *h, json_t *d) {
+    const char *type = json_string_value(json_object_get(d, "type"));
+    if (type == NULL) return TOKMARK_ERR_FORMAT;
+    json_t *arr = json_object_get(d, "decoders");
+    if (strcmp(type, "Sequence") != 0 || !json_is_array(arr)) return unsupported("decoder (only a Sequence of Replace, ByteFallback, Fuse, Strip)");
+    int fuse = 0, seen_strip = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        const char *dt = json_string_value(json_object_get(v, "type"));
+        if (dt == NULL) return TOKMARK_ERR_FORMAT;
+        if (seen_strip) return unsupported("decoder: a step after Strip");
+        if (strcmp(dt, "Replace") == 0 && h->dec_a == NULL) {
+            json_t *pat = json_object_get(json_object_get(v, "pattern"), "String");
+            json_t *c = json_object_get(v, "content");
+            if (pat == NULL) return unsupported("decoder Replace: a Regex pattern");
+            if (!json_is_string(pat) || !json_is_string(c) || json_string_length(pat) == 0) return TOKMARK_ERR_FORMAT;
+            h->dec_a = dup_json_string(pat, &h->dec_al);
+            h->dec_b = dup_json_string(c, &h->dec_bl);
+            if (h->dec_a == NULL || h->dec_b == NULL) return TOKMARK_ERR_NOMEM;
+        } else if (strcmp(dt, "ByteFallback") == 0 && !h->dec_bytefallback) {
+            h->dec_bytefallback = 1;
+        } else if (strcmp(dt, "Fuse") == 0 && !fuse) {
+            fuse = 1;
+        } else if (strcmp(dt, "Strip") == 0 && fuse) {
+            const char *c = json_string_value(json_object_get(v, "content"));
+            json_t *st = json_object_get(v, "start"), *sp = json_object_get(v, "stop");
+            if (c == NULL || strlen(c) != 1 || (unsigned char)c[0] >= 0x80 || !json_is_integer(st) ||
+                !json_is_integer(sp) || json_integer_value(st) < 0)
+                return unsupported("decoder Strip: content other than one ASCII character");
+            if (json_integer_value(sp) != 0) return unsupported("decoder Strip: stop");
+            h->strip_n = (size_t)json_integer_value(st);
+            h->strip_ch = (uint8_t)c[0];
+            seen_strip = 1;
+        } else
+            return unsupported("decoder (only a Sequence of Replace, ByteFallback, Fuse, Strip)");
+    }
+    if (h->dec_a != NULL && !fuse && h->strip_n > 0) return unsupported("decoder: Strip without Fuse");
+    return TOKMARK_OK;
+}
+
+size_t tm_hf_decode_strip(const tm_hf *h, uint8_t *ch) {
+    *ch = h->strip_ch;
+    return h->strip_n;
 }
 
 /* The ids of merge "a b" or ["a", "b"]. */
@@ -283,21 +444,9 @@ static int vocab_id(json_t *vocab, const char *s, size_t n, uint32_t *id) {
     return TOKMARK_OK;
 }
 
-static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int16_t cp_to_byte[512]) {
-    const char *type = json_string_value(json_object_get(model, "type"));
-    if (type == NULL || strcmp(type, "BPE") != 0) return unsupported("model (only BPE)");
+/* Byte-level vocab: tokens stored as their bytes (the alphabet undone). */
+static int parse_vocab_bytelevel(tokmark_tokenizer *t, json_t *vocab, const int16_t cp_to_byte[512]) {
     json_t *v;
-    if ((v = json_object_get(model, "dropout")) != NULL && !json_is_null(v) && json_number_value(v) != 0.0)
-        return unsupported("model BPE: dropout");
-    const char *pre = json_string_value(json_object_get(model, "continuing_subword_prefix"));
-    const char *suf = json_string_value(json_object_get(model, "end_of_word_suffix"));
-    if ((pre != NULL && pre[0] != '\0') || (suf != NULL && suf[0] != '\0'))
-        return unsupported("model BPE: continuing_subword_prefix / end_of_word_suffix");
-    if (json_flag(model, "byte_fallback", 0)) return unsupported("model BPE: byte_fallback");
-    h->ignore_merges = json_flag(model, "ignore_merges", 0);
-    json_t *vocab = json_object_get(model, "vocab");
-    json_t *merges = json_object_get(model, "merges");
-    if (!json_is_object(vocab) || !json_is_array(merges)) return TOKMARK_ERR_FORMAT;
     size_t nv = json_object_size(vocab), total = 0, max_id = 0;
     const char *key;
     json_object_foreach(vocab, key, v) {
@@ -344,6 +493,112 @@ static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int1
         t->byte_rank[b] = tm_tok_rank(t, &c, 1);
         if (t->byte_rank[b] == TM_NO_RANK) return unsupported("model BPE: vocab lacks a byte of the byte-level alphabet");
     }
+    return TOKMARK_OK;
+}
+
+/* An open-addressing table of the vocab by key bytes into tt (blob, tok_off,
+ * tok_len, slots, mask); key_of(i) gives what is stored for id i. */
+static int vocab_table(tokmark_tokenizer *tt, size_t nv, size_t max_id, size_t total) {
+    size_t slots = 1024;
+    while (slots < 2 * nv) slots *= 2;
+    tt->slots = (uint64_t *)calloc(slots, sizeof *tt->slots);
+    tt->mask = slots - 1;
+    tt->tok_off = (uint32_t *)calloc(max_id + 1, sizeof *tt->tok_off);
+    tt->tok_len = (uint32_t *)calloc(max_id + 1, sizeof *tt->tok_len);
+    tt->blob = (uint8_t *)malloc(total + 1);
+    if (tt->slots == NULL || tt->tok_off == NULL || tt->tok_len == NULL || tt->blob == NULL) return TOKMARK_ERR_NOMEM;
+    return TOKMARK_OK;
+}
+
+static int hexdig(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* SentencePiece-style vocab: h->raw finds ids by the vocab strings; t holds
+ * what each id decodes to (the decoder's Replace, ByteFallback's <0xNN>). */
+static int parse_vocab_sp(tokmark_tokenizer *t, tm_hf *h, json_t *model, json_t *vocab) {
+    size_t nv = json_object_size(vocab), total = 0, max_id = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(vocab, key, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (json_int_t)INT32_MAX)
+            return TOKMARK_ERR_FORMAT;
+        if ((size_t)json_integer_value(v) > max_id) max_id = (size_t)json_integer_value(v);
+        total += strlen(key);
+    }
+    if (nv == 0 || max_id > 4 * nv + 65536 || total > UINT32_MAX / 4) return TOKMARK_ERR_FORMAT;
+    /* decoded: Replace can grow a token (content longer than the pattern) */
+    size_t grow = h->dec_al > 0 && h->dec_bl > h->dec_al ? h->dec_bl : 1;
+    int rc = vocab_table(&h->raw, nv, max_id, total);
+    if (rc == TOKMARK_OK) rc = vocab_table(t, 1, max_id, total * grow);
+    if (rc != TOKMARK_OK) return rc;
+    size_t used = 0, dused = 0;
+    for (int b = 0; b < 256; b++) h->byte_tok[b] = -1;
+    json_object_foreach(vocab, key, v) {
+        uint32_t id = (uint32_t)json_integer_value(v);
+        size_t kl = strlen(key);
+        if (kl == 0) continue;
+        if (h->raw.tok_len[id] != 0) return TOKMARK_ERR_FORMAT; /* two tokens with one id */
+        memcpy(h->raw.blob + used, key, kl);
+        h->raw.tok_off[id] = (uint32_t)used;
+        h->raw.tok_len[id] = (uint32_t)kl;
+        uint64_t hh = tm_tok_hash(h->raw.blob + used, kl);
+        uint64_t k = hh & h->raw.mask;
+        while (h->raw.slots[k] != 0) k = (k + 1) & h->raw.mask;
+        h->raw.slots[k] = (hh >> 32) << 32 | ((uint64_t)id + 1);
+        used += kl;
+        /* <0xNN>: model byte fallback (exactly "<0x%02X>") and decoder ByteFallback (any hex case) */
+        int hi = kl == 6 ? hexdig(key[3]) : -1, lo = kl == 6 ? hexdig(key[4]) : -1;
+        int is_byte = kl == 6 && memcmp(key, "<0x", 3) == 0 && key[5] == '>' && hi >= 0 && lo >= 0;
+        if (is_byte && !(key[3] >= 'a' || key[4] >= 'a')) h->byte_tok[hi << 4 | lo] = (int32_t)id;
+        uint8_t *dst = t->blob + dused;
+        size_t dl = 0;
+        if (is_byte && h->dec_bytefallback) dst[dl++] = (uint8_t)(hi << 4 | lo);
+        else
+            for (size_t i = 0; i < kl;) {
+                if (h->dec_al > 0 && i + h->dec_al <= kl && memcmp(key + i, h->dec_a, h->dec_al) == 0) {
+                    memcpy(dst + dl, h->dec_b, h->dec_bl);
+                    dl += h->dec_bl;
+                    i += h->dec_al;
+                } else
+                    dst[dl++] = (uint8_t)key[i++];
+            }
+        if (dl == 0) return unsupported("decoder: a token that decodes to nothing");
+        t->tok_off[id] = (uint32_t)dused;
+        t->tok_len[id] = (uint32_t)dl;
+        dused += dl;
+    }
+    t->n_ranks = h->raw.n_ranks = (uint32_t)max_id + 1;
+    h->unk_id = -1;
+    json_t *unk = json_object_get(model, "unk_token");
+    if (unk != NULL && !json_is_null(unk)) {
+        uint32_t uid;
+        if (!json_is_string(unk) || vocab_id(vocab, json_string_value(unk), json_string_length(unk), &uid) != TOKMARK_OK)
+            return TOKMARK_ERR_FORMAT;
+        h->unk_id = (int32_t)uid;
+    }
+    h->fuse_unk = json_flag(model, "fuse_unk", 0);
+    h->byte_fallback = json_flag(model, "byte_fallback", 0);
+    return TOKMARK_OK;
+}
+
+static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int16_t cp_to_byte[512]) {
+    const char *type = json_string_value(json_object_get(model, "type"));
+    if (type == NULL || strcmp(type, "BPE") != 0) return unsupported("model (only BPE)");
+    json_t *v;
+    if ((v = json_object_get(model, "dropout")) != NULL && !json_is_null(v) && json_number_value(v) != 0.0)
+        return unsupported("model BPE: dropout");
+    const char *pre = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    const char *suf = json_string_value(json_object_get(model, "end_of_word_suffix"));
+    if ((pre != NULL && pre[0] != '\0') || (suf != NULL && suf[0] != '\0'))
+        return unsupported("model BPE: continuing_subword_prefix / end_of_word_suffix");
+    if (!h->sp && json_flag(model, "byte_fallback", 0)) return unsupported("model BPE: byte_fallback with ByteLevel");
+    h->ignore_merges = json_flag(model, "ignore_merges", 0);
+    json_t *vocab = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges");
+    if (!json_is_object(vocab) || !json_is_array(merges)) return TOKMARK_ERR_FORMAT;
+    int vrc = h->sp ? parse_vocab_sp(t, h, model, vocab) : parse_vocab_bytelevel(t, vocab, cp_to_byte);
+    if (vrc != TOKMARK_OK) return vrc;
     /* merges */
     size_t nm = json_array_size(merges), ms = 16;
     while (ms < 2 * nm + 2) ms *= 2;
@@ -427,6 +682,8 @@ static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *voca
         a->id = (int32_t)nid;
         a->special = json_flag(v, "special", 0);
         a->normalized = json_flag(v, "normalized", !a->special);
+        if (a->normalized && h->n_norm > 0) /* would be matched in the normalized text */
+            return unsupported("added_tokens: normalized with a normalizer");
         for (int all = 0; all < 2; all++)
             if (all || !a->special) h->first_byte[all][a->text[0] >> 3] |= (uint8_t)(1u << (a->text[0] & 7));
         if ((uint32_t)a->id + 1 > t->n_vocab) t->n_vocab = (uint32_t)a->id + 1;
@@ -471,20 +728,33 @@ int tm_hf_load(tokmark_tokenizer **out, const char *path, const uint8_t *data, s
     byte_alphabet(byte_to_cp, cp_to_byte);
     json_t *v;
     if (!json_is_object(root)) rc = TOKMARK_ERR_FORMAT;
-    if (rc == TOKMARK_OK && (v = json_object_get(root, "normalizer")) != NULL && !json_is_null(v))
-        rc = unsupported("normalizer");
     if (rc == TOKMARK_OK && (v = json_object_get(root, "pre_tokenizer")) != NULL && !json_is_null(v))
         rc = parse_pretok(h, v);
-    if (rc == TOKMARK_OK) {
-        /* exactly one ByteLevel, last */
-        size_t nbl = 0;
-        for (size_t i = 0; i < h->n_steps; i++) nbl += h->steps[i].kind == STEP_BYTELEVEL;
-        if (nbl != 1 || h->steps[h->n_steps - 1].kind != STEP_BYTELEVEL)
-            rc = unsupported("pre_tokenizer without a final ByteLevel (only byte-level BPE is supported)");
+    size_t nbl = 0, nsplit = 0;
+    for (size_t i = 0; i < h->n_steps; i++) {
+        nbl += h->steps[i].kind == STEP_BYTELEVEL;
+        nsplit += h->steps[i].kind == STEP_SPLIT;
     }
-    if (rc == TOKMARK_OK && (v = json_object_get(root, "decoder")) != NULL && !json_is_null(v)) {
-        const char *dt = json_string_value(json_object_get(v, "type"));
-        if (dt == NULL || strcmp(dt, "ByteLevel") != 0) rc = unsupported("decoder (only ByteLevel)");
+    json_t *norm = json_object_get(root, "normalizer");
+    if (norm != NULL && json_is_null(norm)) norm = NULL;
+    h->sp = nbl == 0;
+    if (rc == TOKMARK_OK && !h->sp) {
+        /* byte-level: no normalizer, exactly one ByteLevel, last, no Metaspace */
+        if (norm != NULL) rc = unsupported("normalizer with a ByteLevel pre-tokenizer");
+        else if (nbl != 1 || h->steps[h->n_steps - 1].kind != STEP_BYTELEVEL || h->ms)
+            rc = unsupported("pre_tokenizer without a final ByteLevel (only byte-level BPE is supported)");
+        else if ((v = json_object_get(root, "decoder")) != NULL && !json_is_null(v)) {
+            const char *dt = json_string_value(json_object_get(v, "type"));
+            if (dt == NULL || strcmp(dt, "ByteLevel") != 0) rc = unsupported("decoder (only ByteLevel)");
+        }
+    } else if (rc == TOKMARK_OK) {
+        /* SentencePiece-style: Prepend/Replace normalizer and/or one Metaspace */
+        if (nsplit > 0) rc = unsupported("pre_tokenizer Split without ByteLevel");
+        else if (norm == NULL && !h->ms)
+            rc = unsupported("pre_tokenizer null without a normalizer (neither byte-level nor SentencePiece-style)");
+        if (rc == TOKMARK_OK && norm != NULL) rc = parse_normalizer(h, norm);
+        if (rc == TOKMARK_OK && (v = json_object_get(root, "decoder")) != NULL && !json_is_null(v))
+            rc = parse_decoder_sp(h, v);
     }
     if (rc == TOKMARK_OK) {
         v = json_object_get(root, "model");
@@ -520,8 +790,13 @@ const uint8_t *tm_hf_added_bytes(const tm_hf *h, int32_t id, size_t *len) {
 void tm_hf_scratch_free(tm_hf_scratch *s) {
     free(s->buf);
     free(s->pre);
+    free(s->norm[0]);
+    free(s->norm[1]);
     memset(s, 0, sizeof *s);
 }
+
+static int bpe_reserve(tm_hf_scratch *s, size_t n);
+static void bpe_merge(const tm_hf *h, tm_hf_scratch *s, uint32_t N, tm_tok_out *o);
 
 /* BPE of one piece by merge rank (HF Word::merge_all), appended to o. */
 static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_scratch *s, tm_tok_out *o) {
@@ -537,6 +812,16 @@ static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_
             return TOKMARK_OK;
         }
     }
+    int rc = bpe_reserve(s, n);
+    if (rc != TOKMARK_OK) return rc;
+    uint32_t *id = (uint32_t *)(void *)(s->buf + 4 * s->size) + 2 * s->size;
+    for (size_t i = 0; i < n; i++) id[i] = t->byte_rank[p[i]];
+    bpe_merge(h, s, (uint32_t)n, o);
+    return TOKMARK_OK;
+}
+
+/* Scratch for BPE of up to n symbols. */
+static int bpe_reserve(tm_hf_scratch *s, size_t n) {
     if (n >= UINT32_MAX / 2) return TOKMARK_ERR_INVALID;
     if (s->size < n) {
         size_t want = n < 256 ? 256 : n;
@@ -547,16 +832,20 @@ static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_
         s->buf = b;
         s->size = want;
     }
+    return TOKMARK_OK;
+}
+
+/* Merge the N symbols whose ids the caller put in the id array of s (see
+ * below) by merge rank, leftmost on ties (HF Word::merge_all); emit them. */
+static void bpe_merge(const tm_hf *h, tm_hf_scratch *s, uint32_t N, tm_tok_out *o) {
     /* heap: 4n entries of (rank << 32 | position); then nxt, prv, id, rk (n each) */
     uint64_t *hp = s->buf;
     uint32_t *nxt = (uint32_t *)(void *)(s->buf + 4 * s->size), *prv = nxt + s->size, *id = prv + s->size,
              *rk = id + s->size;
-    const uint32_t N = (uint32_t)n;
     size_t len = 0;
     for (uint32_t i = 0; i < N; i++) {
         nxt[i] = i + 1;
         prv[i] = i == 0 ? TM_NO_RANK : i - 1;
-        id[i] = t->byte_rank[p[i]];
     }
     for (uint32_t i = 0; i < N; i++) {
         const hf_merge *m = i + 1 < N ? merge_find(h, id[i], id[i + 1]) : NULL;
@@ -623,7 +912,6 @@ static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_
 #undef HP_DOWN
 #undef HP_PUSH
     for (uint32_t i = 0; i < N; i = nxt[i]) tm_tok_emit(o, id[i]);
-    return TOKMARK_OK;
 }
 
 typedef struct hf_ctx {
@@ -685,6 +973,153 @@ static int run_step(hf_ctx *c, size_t k, const uint8_t *p, size_t n) {
     return run_step(c, k + 1, p, n);
 }
 
+/* ---- SentencePiece-style (SPEC.md §9.9) ---- */
+
+static int norm_reserve(tm_hf_scratch *s, int k, size_t n) {
+    if (s->norm_cap[k] >= n) return TOKMARK_OK;
+    size_t want = n < 256 ? 256 : 2 * n;
+    uint8_t *b = (uint8_t *)realloc(s->norm[k], want);
+    if (b == NULL) return TOKMARK_ERR_NOMEM;
+    s->norm[k] = b;
+    s->norm_cap[k] = want;
+    return TOKMARK_OK;
+}
+
+/* Replace every non-overlapping occurrence of a (leftmost first) in p[0..n)
+ * by b, into scratch buffer k; *out / *on receive the result. */
+static int replace_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, const char *a, size_t al,
+                        const char *b, size_t bl, const uint8_t **out, size_t *on) {
+    size_t cnt = 0;
+    for (size_t i = 0; i + al <= n;) {
+        if (memcmp(p + i, a, al) == 0) {
+            cnt++;
+            i += al;
+        } else
+            i++;
+    }
+    if (cnt == 0) {
+        *out = p;
+        *on = n;
+        return TOKMARK_OK;
+    }
+    if (bl > al && cnt > (SIZE_MAX - n) / (bl - al)) return TOKMARK_ERR_NOMEM;
+    size_t nn = n - cnt * al + cnt * bl;
+    int rc = norm_reserve(s, k, nn);
+    if (rc != TOKMARK_OK) return rc;
+    uint8_t *d = s->norm[k];
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (i + al <= n && memcmp(p + i, a, al) == 0) {
+            memcpy(d + o, b, bl);
+            o += bl;
+            i += al;
+        } else
+            d[o++] = p[i++];
+    }
+    *out = d;
+    *on = o;
+    return TOKMARK_OK;
+}
+
+static int prepend_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, const char *a, size_t al,
+                        const uint8_t **out, size_t *on) {
+    if (n > SIZE_MAX - al) return TOKMARK_ERR_NOMEM;
+    int rc = norm_reserve(s, k, n + al);
+    if (rc != TOKMARK_OK) return rc;
+    memmove(s->norm[k] + al, p, n); /* p may be this very buffer */
+    memcpy(s->norm[k], a, al);
+    *out = s->norm[k];
+    *on = n + al;
+    return TOKMARK_OK;
+}
+
+/* Model BPE on one piece: characters by the vocab, else their <0xNN> byte
+ * tokens (byte_fallback), else the unknown token (fused when fuse_unk);
+ * then merges (HF BPE::merge_word). */
+static int sp_piece(hf_ctx *c, const uint8_t *p, size_t n) {
+    const tm_hf *h = c->t->hf;
+    if (n == 0) return TOKMARK_OK;
+    if (h->ignore_merges) {
+        uint32_t r = tm_tok_rank(&h->raw, p, n);
+        if (r != TM_NO_RANK) {
+            tm_tok_emit(c->o, r);
+            return TOKMARK_OK;
+        }
+    }
+    int rc = bpe_reserve(c->s, n);
+    if (rc != TOKMARK_OK) return rc;
+    tm_hf_scratch *s = c->s;
+    uint32_t *id = (uint32_t *)(void *)(s->buf + 4 * s->size) + 2 * s->size;
+    uint32_t N = 0;
+    int unk_open = 0; /* an unknown token not yet added */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        (void)utf8_next(p, n, &j);
+        uint32_t r = tm_tok_rank(&h->raw, p + i, j - i);
+        if (r != TM_NO_RANK) {
+            if (unk_open) id[N++] = (uint32_t)h->unk_id;
+            unk_open = 0;
+            id[N++] = r;
+        } else {
+            int done = 0;
+            if (h->byte_fallback) {
+                size_t k = i;
+                while (k < j && h->byte_tok[p[k]] >= 0) k++;
+                if (k == j) { /* every byte has its token (a pending unknown stays pending, as in HF) */
+                    for (k = i; k < j; k++) id[N++] = (uint32_t)h->byte_tok[p[k]];
+                    done = 1;
+                }
+            }
+            if (!done && h->unk_id >= 0) {
+                if (unk_open && !h->fuse_unk) id[N++] = (uint32_t)h->unk_id;
+                unk_open = 1;
+            }
+            /* no byte token and no unk_token: the character is dropped, as in HF */
+        }
+        i = j;
+    }
+    if (unk_open) id[N++] = (uint32_t)h->unk_id;
+    if (N > 0) bpe_merge(h, s, N, c->o);
+    return TOKMARK_OK;
+}
+
+/* One segment of text between added tokens: the normalizer, Metaspace (its
+ * replacement, prepend scheme and split), then BPE of each piece.  `first`:
+ * the segment starts the text (Metaspace's prepend_scheme "first"). */
+static int sp_segment(hf_ctx *c, const uint8_t *p, size_t n, int first) {
+    const tm_hf *h = c->t->hf;
+    int k = 0, rc = TOKMARK_OK;
+    for (size_t i = 0; i < h->n_norm && rc == TOKMARK_OK; i++) {
+        const hf_norm *m = &h->norm[i];
+        if (m->kind == NORM_PREPEND) {
+            if (n > 0) rc = prepend_into(c->s, k, p, n, m->a, m->al, &p, &n);
+        } else {
+            rc = replace_into(c->s, k, p, n, m->a, m->al, m->b, m->bl, &p, &n);
+        }
+        if (p == c->s->norm[k]) k ^= 1;
+    }
+    if (rc != TOKMARK_OK || n == 0) return rc;
+    if (!h->ms) return sp_piece(c, p, n);
+    rc = replace_into(c->s, k, p, n, " ", 1, h->ms_rep, h->ms_rep_len, &p, &n);
+    if (rc != TOKMARK_OK) return rc;
+    if (p == c->s->norm[k]) k ^= 1;
+    int starts = n >= h->ms_rep_len && memcmp(p, h->ms_rep, h->ms_rep_len) == 0;
+    if (!starts && (h->ms_scheme == MS_ALWAYS || (h->ms_scheme == MS_FIRST && first))) {
+        rc = prepend_into(c->s, k, p, n, h->ms_rep, h->ms_rep_len, &p, &n);
+        if (rc != TOKMARK_OK) return rc;
+    }
+    if (!h->ms_split) return sp_piece(c, p, n);
+    /* split, the replacement merged with what follows it */
+    size_t start = 0;
+    for (size_t i = 1; i + h->ms_rep_len <= n; i++)
+        if (memcmp(p + i, h->ms_rep, h->ms_rep_len) == 0) {
+            if ((rc = sp_piece(c, p + start, i - start)) != TOKMARK_OK) return rc;
+            start = i;
+            i += h->ms_rep_len - 1;
+        }
+    return sp_piece(c, p + start, n - start);
+}
+
 /* The leftmost-longest added token of `pass` (0: normalized == false,
  * 1: normalized == true) in s[from..end), special ones only when `all`. */
 static const hf_added *next_added(const tm_hf *h, int pass, int all, const uint8_t *s, size_t from, size_t end,
@@ -715,7 +1150,9 @@ static int encode_segment(hf_ctx *c, int pass, int all, const uint8_t *s, size_t
         const hf_added *a = h->n_added > 0 ? next_added(h, pass, all, s, from, end, &at) : NULL;
         size_t stop = a != NULL ? at : end;
         if (stop > from) {
-            rc = pass == 0 ? encode_segment(c, 1, all, s, from, stop) : run_step(c, 0, s + from, stop - from);
+            rc = pass == 0 ? encode_segment(c, 1, all, s, from, stop)
+                 : h->sp   ? sp_segment(c, s + from, stop - from, from == 0)
+                           : run_step(c, 0, s + from, stop - from);
             if (rc != TOKMARK_OK) return rc;
         }
         if (a == NULL) break;

@@ -259,6 +259,11 @@ static int load_with_spec(tokmark_tokenizer **out, const char *path, const uint8
     tokmark_tokenizer *t = (tokmark_tokenizer *)calloc(1, sizeof *t);
     if (t == NULL) return TOKMARK_ERR_NOMEM;
     t->spec = spec;
+    /* cl100k_base and o200k_base: the hand-written scanners (exact against PCRE2,
+     * tests/test_scanner.c, and faster, bench/bench_tokenizer.c); PCRE2 for the others. */
+    t->split = strcmp(spec->name, "cl100k_base") == 0  ? TM_SPLIT_CL100K
+               : strcmp(spec->name, "o200k_base") == 0 ? TM_SPLIT_O200K
+                                                       : TM_SPLIT_PCRE2;
     int rc = parse_ranks(t, data, len, errline);
     if (rc == TOKMARK_OK) rc = compile_pattern(t);
     if (rc != TOKMARK_OK) {
@@ -499,26 +504,59 @@ nomem:
     return TOKMARK_ERR_NOMEM;
 }
 
+/* The end of the piece of s[start..end) that begins at off < end, by the
+ * tokenizer's split pattern with `split` (TM_SPLIT_*): 0 and *pe set, or an
+ * error code. */
+static int next_piece(tokmark_tokenizer_encoder *e, int split, const uint8_t *s, size_t end, size_t off,
+                      size_t *pe) {
+    if (split == TM_SPLIT_CL100K || split == TM_SPLIT_O200K) {
+        *pe = split == TM_SPLIT_CL100K ? tm_scan_cl100k(s, end, off) : tm_scan_o200k(s, end, off);
+        return *pe > off && *pe <= end ? TOKMARK_OK : TOKMARK_ERR_UNSUPPORTED; /* never an empty piece */
+    }
+    const tokmark_tokenizer *t = e->t;
+    int rc = t->jit ? pcre2_jit_match(t->re, s, end, off, 0, e->md, e->mc)
+                    : pcre2_match(t->re, s, end, off, PCRE2_NO_UTF_CHECK, e->md, e->mc);
+    if (rc == PCRE2_ERROR_NOMATCH) return TOKMARK_ERR_UNSUPPORTED; /* cannot happen: the patterns cover every character */
+    if (rc < 0) return rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_JIT_STACKLIMIT ? TOKMARK_ERR_NOMEM
+                                                                                      : TOKMARK_ERR_UNSUPPORTED;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+    /* a match that does not start at off, or an empty one: not one of our patterns */
+    if (ov[0] != off || ov[1] <= off) return TOKMARK_ERR_UNSUPPORTED;
+    *pe = ov[1];
+    return TOKMARK_OK;
+}
+
 /* Split s[start..end) with the pattern and encode every piece. */
 static int encode_ordinary(tokmark_tokenizer_encoder *e, const uint8_t *s, size_t start, size_t end,
                            tm_tok_out *o) {
     const tokmark_tokenizer *t = e->t;
     size_t off = start;
     while (off < end) {
-        int rc = t->jit ? pcre2_jit_match(t->re, s, end, off, 0, e->md, e->mc)
-                        : pcre2_match(t->re, s, end, off, PCRE2_NO_UTF_CHECK, e->md, e->mc);
-        if (rc == PCRE2_ERROR_NOMATCH) break; /* cannot happen: the patterns cover every character */
-        if (rc < 0) return rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_JIT_STACKLIMIT ? TOKMARK_ERR_NOMEM
-                                                                                          : TOKMARK_ERR_UNSUPPORTED;
-        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
-        size_t ps = ov[0], pe = ov[1];
-        if (pe <= ps) return TOKMARK_ERR_UNSUPPORTED; /* an empty match: not one of our patterns */
-        uint32_t r = tm_tok_rank(t, s + ps, pe - ps);
+        size_t pe;
+        int rc = next_piece(e, t->split, s, end, off, &pe);
+        if (rc != TOKMARK_OK) return rc;
+        uint32_t r = tm_tok_rank(t, s + off, pe - off);
         if (r != TM_NO_RANK) tm_tok_emit(o, r);
         else {
-            int brc = tm_bpe_encode(t, s + ps, pe - ps, &e->bpe, o);
+            int brc = tm_bpe_encode(t, s + off, pe - off, &e->bpe, o);
             if (brc != TOKMARK_OK) return brc;
         }
+        off = pe;
+    }
+    return TOKMARK_OK;
+}
+
+int tm_tok_split(tokmark_tokenizer_encoder *e, int split, const uint8_t *s, size_t len, size_t *ends, size_t cap,
+                 size_t *n) {
+    *n = 0;
+    if (e->t->hf != NULL) return TOKMARK_ERR_INVALID;
+    if (split < 0) split = e->t->split;
+    for (size_t off = 0; off < len;) {
+        size_t pe;
+        int rc = next_piece(e, split, s, len, off, &pe);
+        if (rc != TOKMARK_OK) return rc;
+        if (*n < cap) ends[*n] = pe;
+        (*n)++;
         off = pe;
     }
     return TOKMARK_OK;
@@ -624,12 +662,23 @@ int tokmark_tokenizer_decode(const tokmark_tokenizer *t, const int32_t *ids, siz
     if (t == NULL || len_out == NULL || (ids == NULL && n > 0) || (out == NULL && cap > 0))
         return TOKMARK_ERR_INVALID;
     size_t o = 0;
+    uint8_t strip_ch = 0; /* a tokenizer.json decoder's Strip: leading bytes dropped (SPEC.md §9.9) */
+    size_t strip = t->hf != NULL ? tm_hf_decode_strip(t->hf, &strip_ch) : 0;
     for (size_t i = 0; i < n; i++) {
         size_t l;
         const uint8_t *b = tokmark_tokenizer_token_bytes(t, ids[i], &l);
         if (b == NULL) {
             *len_out = i;
             return TOKMARK_ERR_INVALID;
+        }
+        while (strip > 0 && o == 0 && l > 0) {
+            if (b[0] != strip_ch) {
+                strip = 0;
+                break;
+            }
+            b++;
+            l--;
+            strip--;
         }
         if (o < cap) memcpy(out + o, b, l <= cap - o ? l : cap - o);
         o += l;
