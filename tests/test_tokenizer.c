@@ -112,22 +112,9 @@ static void check_vectors(int which) {
         json_t *ord = json_object_get(o, "ordinary"), *spc = json_object_get(o, "special");
         assert_non_null(id);
         assert_true(json_is_array(ord) && json_is_array(spc));
-        char *text;
         size_t len;
-        if (jt != NULL) {
-            len = json_string_length(jt);
-            text = (char *)malloc(len + 1);
-            assert_non_null(text);
-            memcpy(text, json_string_value(jt), len + 1);
-        } else {
-            const char *h = json_string_value(jh);
-            assert_non_null(h);
-            len = strlen(h) / 2;
-            text = (char *)malloc(len + 1);
-            assert_non_null(text);
-            for (size_t i = 0; i < len; i++) text[i] = (char)(hexval(h[2 * i]) << 4 | hexval(h[2 * i + 1]));
-            n_hex++;
-        }
+        char *text = vector_text(jt, jh, &len);
+        if (jt == NULL) n_hex++;
         unsigned base = jh != NULL ? TOKMARK_ENCODE_REPLACE_INVALID : 0;
         int rc;
         size_t n1, n2;

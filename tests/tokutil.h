@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Encode all of s (two calls: count, then fill); NULL with *rc_out set on error. */
 static inline int32_t *encode_all(tokmark_tokenizer_encoder *e, const char *s, size_t n, unsigned flags, size_t *count,
@@ -38,6 +39,27 @@ static inline void print_diff(const char *what, const char *id, const int32_t *a
     print_error("  %s %s: %zu tokens, oracle %zu; first difference at token %zu (ours %d, oracle %lld)\n", id,
                 what, na, json_array_size(arr), i, i < na ? a[i] : -1,
                 i < json_array_size(arr) ? (long long)json_integer_value(json_array_get(arr, i)) : -1LL);
+}
+
+/* The input text of an oracle vector: its "text" string, or the bytes of its
+ * "hex" string (ill-formed UTF-8 cases); malloc'd, NUL-terminated. */
+static inline char *vector_text(json_t *jt, json_t *jh, size_t *len) {
+    char *text;
+    if (jt != NULL) {
+        *len = json_string_length(jt);
+        text = (char *)malloc(*len + 1);
+        assert_non_null(text);
+        memcpy(text, json_string_value(jt), *len + 1);
+    } else {
+        const char *h = json_string_value(jh);
+        assert_non_null(h);
+        *len = strlen(h) / 2;
+        text = (char *)malloc(*len + 1);
+        assert_non_null(text);
+        for (size_t i = 0; i < *len; i++) text[i] = (char)(hexval(h[2 * i]) << 4 | hexval(h[2 * i + 1]));
+        text[*len] = '\0';
+    }
+    return text;
 }
 
 #endif
