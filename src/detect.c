@@ -328,12 +328,12 @@ void tokmark_detector_reset(tokmark_detector *d) {
 /* Scoring                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Totals of one tuple for Gumbel and SynthID (KGW is totalled in
+ * score_values' own loop). */
 static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, uint32_t cand) {
     a->scored++;
     switch (pp->scheme) {
-    case TOKMARK_SCHEME_KGW:
-        a->count += tm_load32le(blk + 4 * (cand & 3)) < pp->gamma_threshold;
-        break;
+    case TOKMARK_SCHEME_KGW: break; /* not reached */
     case TOKMARK_SCHEME_GUMBEL: {
         double s = tokmark_gumbel_term(tm_load32le(blk + 4 * (cand & 3)));
         a->fixed += (tm_u128)(uint64_t)floor(s * 0x1p32);

@@ -259,15 +259,14 @@ static void candidate_blocks(tokmark_embedder *e, size_t n, int gvalues, uint8_t
 /* Softmax and drawing                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* p[i] = softmax of logits (excluded: -inf or !isfinite → 0); returns Σp (=1
- * unless everything is excluded, then 0). */
-static double softmax_cand(const tokmark_token_data *cand, size_t n, double *p) {
+/* p[i] = softmax of logits (excluded: -inf → 0; all 0 when nothing is left). */
+static void softmax_cand(const tokmark_token_data *cand, size_t n, double *p) {
     float mx = -INFINITY;
     for (size_t i = 0; i < n; i++)
         if (cand[i].logit > mx) mx = cand[i].logit;
     if (!(mx > -INFINITY) || mx != mx) {
         for (size_t i = 0; i < n; i++) p[i] = 0.0;
-        return 0.0;
+        return;
     }
     /* expf: single precision is ample for sampling weights, and twice as fast */
     double z = 0.0;
@@ -278,7 +277,6 @@ static double softmax_cand(const tokmark_token_data *cand, size_t n, double *p) 
     }
     double inv = 1.0 / z;
     for (size_t i = 0; i < n; i++) p[i] *= inv;
-    return 1.0;
 }
 
 static size_t draw(const double *p, size_t n, double u) {
