@@ -43,11 +43,22 @@ $(BUILD)/libtokmark.a: $(LIB_OBJ)
 $(BUILD)/libtokmark.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libtokmark.so.$(SOVER) -o $@ $^ $(LDLIBS) $(LDFLAGS)
 
-# The CLI reads and writes JSON Lines (tokenize --jsonl) with jansson.
-CLI_CFLAGS := $(shell pkg-config --cflags jansson)
-CLI_LIBS   := $(shell pkg-config --libs jansson)
-$(BUILD)/tokmark: tools/tokmark.c $(wildcard tools/*.h) $(BUILD)/libtokmark.a
-	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -o $@ tools/tokmark.c $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
+# The CLI: tools/tokmark.c (commands in tools/cmd_*.h) plus the tool-side
+# modules in tools/cli/*.c (input reading, the reference LM, ...).  It reads
+# JSON with jansson and compressed input with zlib and libzstd.
+CLI_PKGS   := jansson zlib libzstd
+CLI_CFLAGS := $(shell pkg-config --cflags $(CLI_PKGS)) -Itools/cli
+CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS))
+CLI_SRC    := $(wildcard tools/cli/*.c)
+CLI_OBJ    := $(patsubst tools/cli/%.c,$(BUILD)/cli/%.o,$(CLI_SRC))
+$(BUILD)/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/tokmark.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -c $< -o $@
+$(BUILD)/libtokmark-cli.a: $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+$(BUILD)/tokmark: tools/tokmark.c $(wildcard tools/*.h tools/cli/*.h) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
+	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -o $@ tools/tokmark.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
 
 $(BUILD)/tokmark-vectors: tools/tokmark-vectors.c $(BUILD)/libtokmark.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtokmark.a $(LDLIBS) $(LDFLAGS)
@@ -56,11 +67,13 @@ $(BUILD)/tokmark.pc: tokmark.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' $< > $@
 
 # ---- tests (cmocka) ----
-TEST_LIBS := $(shell pkg-config --libs cmocka jansson)
-TEST_CFLAGS := $(shell pkg-config --cflags cmocka jansson)
-$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libtokmark.a
+# Tests link the library and the tool-side modules (tools/cli), so those are
+# tested directly too.
+TEST_LIBS := $(shell pkg-config --libs cmocka $(CLI_PKGS))
+TEST_CFLAGS := $(shell pkg-config --cflags cmocka $(CLI_PKGS)) -Itools/cli
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(BUILD)/libtokmark.a $(TEST_LIBS) $(LDLIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(TEST_LIBS) $(LDLIBS) $(LDFLAGS)
 
 test: all $(TESTS)
 	@bash tests/run.sh $(BUILD)
@@ -86,9 +99,9 @@ tokenizer-vectors:
 	node tools/gen-tokenizer-vectors-hf.js testvectors/tokenizer
 
 # ---- benchmarks ----
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(BUILD)/libtokmark.a $(LDLIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -O3 -o $@ $< $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
 bench: $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 	@for b in $^; do $$b || exit 1; done
 

