@@ -68,7 +68,8 @@ typedef enum tokmark_error {
     TOKMARK_ERR_UNSUPPORTED  = -7,  /* valid but not supported by this build */
     TOKMARK_ERR_NOT_FOUND    = -8,  /* no such key, account or item */
     TOKMARK_ERR_EXISTS       = -9,  /* refusing to overwrite an existing file */
-    TOKMARK_ERR_TOO_SHORT    = -10  /* too few tokens to score */
+    TOKMARK_ERR_TOO_SHORT    = -10, /* too few tokens to score */
+    TOKMARK_ERR_MISMATCH     = -11  /* data made with other keys or parameters */
 } tokmark_error;
 
 /* After TOKMARK_ERR_IO, errno holds the operating system's reason. */
@@ -316,7 +317,13 @@ typedef struct tokmark_detector_config {
                                counted.  0 turns dedup off (every tuple is scored; not
                                valid on real text, for comparison only). */
     uint32_t doc_dedup_tuples; /* largest per-document set (per set as above); default 1<<20 */
+    uint32_t flags;         /* TOKMARK_DETECT_* below */
 } tokmark_detector_config;
+
+/* Keep the corpus log: every tuple new in the corpus with its score under
+ * each key (16 bytes + 8 per key, on top of dedup_memory), so that the
+ * corpus state can be exported and merged exactly (SPEC §7.5).  Needs dedup. */
+#define TOKMARK_DETECT_RECORD 1u
 
 typedef struct tokmark_result {
     uint64_t tokens;        /* tokens fed (prompt tokens excluded) */
@@ -363,6 +370,35 @@ void tokmark_detector_document_best(const tokmark_detector *d, tokmark_result *o
 void tokmark_detector_corpus(const tokmark_detector *d, size_t key, tokmark_result *out);
 void tokmark_detector_corpus_best(const tokmark_detector *d, tokmark_result *out);
 
+/* Per-position scores of one key (SPEC §7.4), for windowed detection.  After
+ * this call, every token pushed into a document (prompt tokens included) at
+ * position i < cap (0-based within the document) sets buf[i]: scored = 1 when
+ * the tuple ending at that token was scored for this key in this document
+ * (first occurrence in the document), and value = its score (KGW: 1 green,
+ * 0 red; Gumbel: -ln(1-r); SynthID: Σ g, or Σ w·g with the weighted score).
+ * Positions of unscored tokens get {0, 0}.  buf must hold the whole document
+ * (positions ≥ cap are not recorded) and outlive its use; NULL turns the
+ * trace off.  Never allocates. */
+typedef struct tokmark_trace {
+    double  value;
+    uint8_t scored;
+} tokmark_trace;
+void tokmark_detector_set_trace(tokmark_detector *d, size_t key, tokmark_trace *buf, size_t cap);
+
+/* Partial results (SPEC §7.5): the corpus state — totals and every tuple
+ * new in the corpus with its scores — as a self-checking byte string, so that
+ * detectors that ran over different parts of a corpus can be combined into
+ * exactly the result one detector over all of it gives, dedup included.
+ * export needs TOKMARK_DETECT_RECORD; *out is malloc'd (free() it).
+ * TOKMARK_ERR_NOMEM also when the corpus log could not grow earlier.
+ * import adds a partial to d's corpus state (the union of tuple sets): the
+ * partial must come from a detector over the same key ring in the same order
+ * (TOKMARK_ERR_MISMATCH otherwise) and be intact (TOKMARK_ERR_FORMAT: bad
+ * magic, checksum, or totals that are not the sums of its tuples); d is
+ * unchanged on error.  Per-document state is not part of a partial. */
+TOKMARK_NODISCARD int tokmark_detector_export(const tokmark_detector *d, uint8_t **out, size_t *len);
+TOKMARK_NODISCARD int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Statistics (SPEC.md §8): exact upper tails, natural logarithms.            */
 /* Each returns ln P(X ≥ x) under the null; never floored.  0 means p = 1 (or */
@@ -384,6 +420,169 @@ double tokmark_ln_sf_weighted(uint64_t s, uint64_t n, const uint16_t *w, size_t 
 /* Šidák: ln(1 - (1 - p)^k) from ln p (k = 0 is treated as 1); exact for k
  * keys, whose PRF bits are independent (SPEC §8.6). */
 double tokmark_ln_sidak(double ln_p, uint64_t k);
+
+/* ------------------------------------------------------------------------ */
+/* Compatibility profiles (SPEC.md §10): detect the watermarks of other       */
+/* implementations bit-exactly — Hugging Face transformers' KGW and SynthID,  */
+/* lm-watermarking's KGW, synthid-text's hash mode — with exact p-values.     */
+/* Only text generated with torch's CPU generator (MT19937) is covered.       */
+/* These schemes are supported for interoperability; they are not tokmark's  */
+/* recommended schemes (small integer keys, no cryptographic PRF).            */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tokmark_compat_kind {
+    TOKMARK_COMPAT_HF_KGW     = 1, /* transformers WatermarkLogitsProcessor / WatermarkDetector */
+    TOKMARK_COMPAT_LMW_KGW    = 2, /* lm-watermarking (jwkirchenbauer) WatermarkDetector */
+    TOKMARK_COMPAT_HF_SYNTHID = 3, /* transformers SynthID-Text / synthid-text v0.2 (sampling table) */
+    TOKMARK_COMPAT_SYNTHID    = 4  /* synthid-text HEAD: SHA-256 initial value, hash mode, no table */
+} tokmark_compat_kind;
+
+#define TOKMARK_COMPAT_MAX_DEPTH   TOKMARK_MAX_LAYERS /* SynthID keys per profile */
+#define TOKMARK_COMPAT_MAX_NGRAM   64                 /* largest SynthID n-gram length */
+#define TOKMARK_COMPAT_MAX_HISTORY 65536              /* largest SynthID context history C */
+#define TOKMARK_COMPAT_MAX_TABLE   (1u << 24)         /* largest SynthID sampling table S */
+#define TOKMARK_COMPAT_MAX_VOCAB   214748364u         /* largest KGW vocabulary (2^32 / 20) */
+
+/* A compatibility configuration: the reference's own parameters.  Fields a
+ * kind does not use must be 0 (tokmark_compat_config_default fills them). */
+typedef struct tokmark_compat_config {
+    tokmark_compat_kind kind;
+    /* KGW (HF_KGW, LMW_KGW) */
+    uint32_t vocab_size;        /* V: randperm(V) is the permutation; 2..TOKMARK_COMPAT_MAX_VOCAB */
+    int64_t  bos_token_id;      /* a leading token with this id is dropped; -1: none */
+    tokmark_seeding seeding;    /* HF: lefthash | selfhash.  LMW: lefthash = additive_prf,
+                                   selfhash = anchored_minhash_prf */
+    uint32_t context_width;     /* HF context_width w / LMW h: 1..TOKMARK_MAX_CONTEXT */
+    uint32_t self_salt;         /* LMW only: 1 = the window ends with the scored token.  HF:
+                                   implied by the seeding (selfhash), must be 0 */
+    double   greenlist_ratio;   /* HF greenlist_ratio r / LMW gamma: 0 < r < 1 */
+    uint64_t hashing_key;       /* HF hashing_key / LMW hash key: 0..2^63-1 (secret) */
+    /* SynthID (HF_SYNTHID, SYNTHID) */
+    uint32_t ngram_len;         /* n: 1..TOKMARK_COMPAT_MAX_NGRAM */
+    uint32_t depth;             /* D = number of keys: 1..TOKMARK_COMPAT_MAX_DEPTH */
+    int64_t  keys[TOKMARK_COMPAT_MAX_DEPTH]; /* the watermarking keys (secret); keys[D..] = 0 */
+    uint32_t context_history_size; /* C: 1..TOKMARK_COMPAT_MAX_HISTORY */
+    int64_t  eos_token_id;      /* EOS id for the EOS mask; -1: none */
+    uint32_t sampling_table_size; /* HF_SYNTHID: S, 2..TOKMARK_COMPAT_MAX_TABLE */
+    uint64_t sampling_table_seed; /* HF_SYNTHID: the seed given to torch's manual_seed */
+} tokmark_compat_config;
+
+typedef struct tokmark_compat tokmark_compat;
+
+/* The reference defaults of a kind: HF KGW lefthash, w = 1, r = 0.25, key
+ * 15485863, V = 32000, BOS none; LMW lefthash (additive_prf, h = 1); SynthID
+ * n = 5, C = 1024, EOS none, no keys (depth 0: set them), S = 65536, seed 0. */
+void tokmark_compat_config_default(tokmark_compat_config *cfg, tokmark_compat_kind kind);
+/* TOKMARK_OK when every field is in range for the kind, TOKMARK_ERR_INVALID otherwise. */
+TOKMARK_NODISCARD int tokmark_compat_config_check(const tokmark_compat_config *cfg);
+/* "hf-kgw", "lmw-kgw", "hf-synthid", "synthid"; parse returns 0 when unknown. */
+const char *tokmark_compat_kind_name(tokmark_compat_kind k);
+tokmark_compat_kind tokmark_compat_kind_parse(const char *name);
+
+/* Build a compatibility profile: checks the configuration and precomputes the
+ * tables (a self-hash table of 1000003 entries for selfhash, the sampling
+ * table); takes up to 10 ms and 4 MiB.  TOKMARK_ERR_INVALID, _NOMEM. */
+TOKMARK_NODISCARD int tokmark_compat_create(tokmark_compat **out, const tokmark_compat_config *cfg);
+void tokmark_compat_free(tokmark_compat *c); /* NULL is a no-op; the keys are wiped */
+/* The configuration (it holds the secret keys: never print it whole). */
+const tokmark_compat_config *tokmark_compat_get_config(const tokmark_compat *c);
+/* Public identifier: 32 hex digits + NUL, a hash of the whole configuration
+ * (SPEC.md §10.6).  The reference keys are small integers, so unlike a
+ * tokmark key ID it does NOT hide the key from a brute-force search. */
+const char *tokmark_compat_key_id(const tokmark_compat *c);
+/* "name value" lines (key ID and parameters, never the keys) into buf;
+ * returns the length it needs (like snprintf). */
+size_t tokmark_compat_describe(const tokmark_compat *c, char *buf, size_t size);
+/* Save to a new file created 0600 (written to a temporary name and renamed),
+ * first line "tokmark-compat-profile 1"; TOKMARK_ERR_EXISTS unless overwrite. */
+TOKMARK_NODISCARD int tokmark_compat_save(const tokmark_compat *c, const char *path, int overwrite);
+/* Load a compat profile file; strict like tokmark_profile_load (flags:
+ * TOKMARK_LOAD_FORCE).  On TOKMARK_ERR_FORMAT, *errline (if not NULL) is the
+ * 1-based line at fault.  A tokmark profile file gives TOKMARK_ERR_UNSUPPORTED
+ * (and tokmark_profile_load gives TOKMARK_ERR_UNSUPPORTED for a compat file). */
+TOKMARK_NODISCARD int tokmark_compat_load(tokmark_compat **out, const char *path, unsigned flags,
+                                          size_t *errline);
+
+/* Per-position outputs of tokmark_compat_score.  Every pointer may be NULL;
+ * each non-NULL buffer must hold `n` entries (n = the number of ids given;
+ * g: n·D), of which the first `positions` are written. */
+typedef struct tokmark_compat_outputs {
+    uint8_t  *green;      /* KGW: 1 iff the scored token of position j is green */
+    uint8_t  *first;      /* KGW: 1 iff position j's n-gram did not occur earlier */
+    uint64_t *seeds;      /* KGW: the value given to manual_seed before randperm(V) */
+    float    *z_at_t;     /* LMW: z_score_at_T, float32 as the reference (SPEC §10.3) */
+    uint8_t  *g;          /* SynthID: g[j·D + d], the g-value of position j at depth d */
+    uint8_t  *repetition_mask; /* SynthID: 1 = context new within the last C (counted) */
+    uint8_t  *eos_mask;   /* SynthID: 0 from the n-gram that ends on the first EOS on */
+} tokmark_compat_outputs;
+
+/* What the reference detector reports, plus tokmark's exact p-values. */
+typedef struct tokmark_compat_score {
+    int      bos_stripped;   /* KGW: ids[0] was the BOS and was dropped */
+    size_t   first_index;    /* index in ids of the scored (last) token of position 0 */
+    size_t   positions;      /* P: number of n-grams */
+    uint64_t scored;         /* KGW: num_tokens_scored T; SynthID: num_unmasked U */
+    uint64_t hits;           /* KGW: num_green_tokens G; SynthID: Σ g over unmasked positions */
+    uint64_t trials;         /* Bernoulli trials of the exact test: KGW T; SynthID D·U */
+    double   null_p;         /* P(hit) under no watermark: KGW int(V·r)/V; SynthID HEAD 1/2,
+                                table mode ones/S */
+    double   z;              /* KGW: the reference's z_score, bit-exact; SynthID: the
+                                binomial z of hits (tokmark's, for display) */
+    double   p_reference;    /* HF KGW: transformers' approximate p_value; NaN otherwise */
+    double   mean;           /* SynthID mean_score (bit-exact); KGW: green_fraction G/T */
+    double   weighted_mean;  /* SynthID weighted_mean_score; NaN for KGW */
+    double   log10_p;        /* exact log10 P(X ≥ hits), X ~ Binomial(trials, null_p) */
+    double   log10_p_weighted; /* SynthID: exact log10 p of the weighted score (integer
+                                weights, g ~ Bernoulli(1/2) only); NaN when not available */
+} tokmark_compat_score;
+
+/* Score one sequence exactly as the reference detector does (SPEC §10).
+ * KGW: a leading BOS is dropped; TOKMARK_ERR_TOO_SHORT when fewer than
+ * w + 1 tokens remain (the reference's ValueError).  ignore_repeated:
+ * HF KGW — transformers' flag has no effect (its Counter keys tensors by
+ * identity), so it is accepted and ignored, and T = P; LMW — each distinct
+ * n-gram is scored once.  SynthID ignores it (masking is by context history)
+ * and needs n ≥ 1 tokens per position (TOKMARK_ERR_TOO_SHORT when n > len).
+ * Allocates scratch memory (TOKMARK_ERR_NOMEM); O(int(V·r)) per KGW
+ * position.  Reentrant: the profile is only read. */
+TOKMARK_NODISCARD int tokmark_compat_score_ids(const tokmark_compat *c, const int32_t *ids, size_t n,
+                                               int ignore_repeated, tokmark_compat_outputs *out,
+                                               tokmark_compat_score *score);
+
+/* 1 iff `token` is in the greenlist of seed `seed` (KGW): among the first
+ * int(V·r) entries of randperm(V) after manual_seed(seed); O(int(V·r)), no
+ * memory.  And the seed of a KGW window: `window` holds the w (HF) / h (LMW)
+ * tokens of the prefix, oldest first (for self-salted schemes its last entry
+ * is the scored token). */
+int tokmark_compat_is_green(const tokmark_compat *c, uint64_t seed, int64_t token);
+uint64_t tokmark_compat_seed(const tokmark_compat *c, const int32_t *window);
+
+/* A streaming detector for `tokmark scan`: documents of token ids, each
+ * distinct scoring unit counted once per document and once per corpus
+ * (KGW: the pair (seed mod 2^32, token); SynthID: the 64-bit n-gram hash;
+ * SPEC §10.5), exact p-values.  The profile must outlive it. */
+typedef struct tokmark_compat_detector tokmark_compat_detector;
+
+/* dedup_capacity: units remembered for the corpus (0: 1<<22); the per-document
+ * set holds as many.  Units beyond it are dropped (not scored) and counted.
+ * All memory is allocated here. */
+TOKMARK_NODISCARD int tokmark_compat_detector_create(tokmark_compat_detector **out, const tokmark_compat *c,
+                                                     uint64_t dedup_capacity);
+void tokmark_compat_detector_free(tokmark_compat_detector *d); /* NULL is a no-op */
+/* Clear everything, corpus totals included. */
+void tokmark_compat_detector_reset(tokmark_compat_detector *d);
+/* Start a document: its history, masks and totals are cleared. */
+void tokmark_compat_detector_begin(tokmark_compat_detector *d);
+/* Tokens of the current document; may be called many times per document.
+ * KGW: a first token equal to the BOS id is dropped; SynthID: nothing from
+ * the first EOS on is scored.  Never allocates. */
+void tokmark_compat_detector_feed(tokmark_compat_detector *d, const int32_t *ids, size_t n);
+/* Results (tokmark_result, SPEC §7.3): statistic = green count (KGW) or mean
+ * g (SynthID); z as tokmark_compat_score's; log10_p exact; one key, so
+ * log10_p_corrected = log10_p; duplicates include SynthID positions masked
+ * as repeated contexts. */
+void tokmark_compat_detector_document(const tokmark_compat_detector *d, tokmark_result *out);
+void tokmark_compat_detector_corpus(const tokmark_compat_detector *d, tokmark_result *out);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizers (SPEC.md §9): tiktoken encodings, token-exact                  */

@@ -4,6 +4,8 @@
 
 #include <sys/mman.h>
 
+#include <sodium.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,11 @@ typedef struct tm_group {
     size_t nkeys;
     tm_set doc, corpus;
     uint64_t doc_dups, doc_dropped, corp_dups, corp_dropped;
+    /* corpus log (TOKMARK_DETECT_RECORD): one entry per tuple new in the
+     * corpus: its fingerprint, then one payload per key of the group
+     * (SPEC §7.5) */
+    uint64_t *log;
+    size_t log_len, log_cap; /* in entries */
 } tm_group;
 
 typedef struct tm_key {
@@ -52,6 +59,9 @@ typedef struct tm_key {
     size_t group;
     tm_acc doc, corpus;
     uint32_t W; /* Σ weights (SynthID) */
+    size_t gk;  /* index of this key in its group */
+    tokmark_trace *trace; /* per-position scores of the current document, or NULL */
+    size_t trace_cap;
 } tm_key;
 
 struct tokmark_detector {
@@ -67,6 +77,9 @@ struct tokmark_detector {
 
     int32_t buf[TM_HIST + TM_BATCH]; /* history (last 16 tokens) then the batch */
     uint64_t doc_pos;      /* tokens pushed in this document (prompt included) */
+    int tracing;           /* some key has a trace buffer */
+    int record;            /* keep the corpus log (TOKMARK_DETECT_RECORD) */
+    int log_failed;        /* the corpus log could not grow: it is incomplete */
     uint64_t doc_tokens, corpus_tokens;
 
     /* batch scratch */
@@ -74,6 +87,10 @@ struct tokmark_detector {
     int32_t cand[TM_BATCH];
     uint32_t tmax[TM_BATCH];    /* largest token of the tuple, as unsigned */
     uint8_t flags[TM_BATCH];    /* 1: new in document, 2: new in corpus */
+    uint32_t pos[TM_BATCH];     /* tuple's candidate index in the batch */
+    uint64_t ent[TM_BATCH];     /* its corpus log entry (recording), else UINT64_MAX */
+    uint32_t kpos[TM_BATCH];
+    uint64_t kent[TM_BATCH];
     uint32_t kstart[TM_BATCH];
     int32_t kcand[TM_BATCH];
     uint8_t kflags[TM_BATCH];
@@ -225,6 +242,7 @@ void tokmark_detector_free(tokmark_detector *d) {
         set_free(&d->groups[g].doc);
         set_free(&d->groups[g].corpus);
         free(d->groups[g].keys);
+        free(d->groups[g].log);
     }
     free(d->keys);
     free(d->groups);
@@ -245,7 +263,9 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
     if (cfg != NULL) {
         d->cfg.dedup_memory = cfg->dedup_memory;
         if (cfg->doc_dedup_tuples > 0) d->cfg.doc_dedup_tuples = cfg->doc_dedup_tuples;
+        d->cfg.flags = cfg->flags;
     }
+    d->record = (d->cfg.flags & TOKMARK_DETECT_RECORD) != 0;
     d->dedup = d->cfg.dedup_memory > 0;
     d->nkeys = tokmark_keyring_size(ring);
     d->keys = calloc(d->nkeys, sizeof *d->keys);
@@ -277,10 +297,12 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
             if (d->groups[g].keys == NULL) { rc = TOKMARK_ERR_NOMEM; break; }
             d->ngroups++;
         }
+        K->gk = d->groups[g].nkeys;
         d->groups[g].keys[d->groups[g].nkeys++] = k;
         K->group = g;
     }
     if (rc != TOKMARK_OK) goto fail;
+    if (d->record && !d->dedup) { rc = TOKMARK_ERR_INVALID; goto fail; } /* a log needs dedup */
     if (d->dedup) {
         /* The corpus tables share the memory budget; each table is filled to 3/4. */
         uint64_t per = d->cfg.dedup_memory / d->ngroups / sizeof(uint64_t);
@@ -321,23 +343,24 @@ void tokmark_detector_reset(tokmark_detector *d) {
         tm_group *G = &d->groups[g];
         if (d->dedup) set_clear(&G->corpus);
         G->corp_dups = G->corp_dropped = 0;
+        G->log_len = 0;
     }
+    d->log_failed = 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Scoring                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Totals of one tuple for Gumbel and SynthID (KGW is totalled in
- * score_values' own loop). */
-static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, uint32_t cand) {
-    a->scored++;
+/* The payload of one scored tuple (SPEC §7.5): bit 63 set, and below it
+ * KGW: 1 when green; Gumbel: ⌊s · 2^32⌋; SynthID: Σ g | Σ w g << 8. */
+#define TM_SCORED_BIT ((uint64_t)1 << 63)
+static uint64_t tuple_payload(const tokmark_params *pp, const uint8_t *blk, uint32_t cand) {
     switch (pp->scheme) {
-    case TOKMARK_SCHEME_KGW: break; /* not reached */
+    case TOKMARK_SCHEME_KGW: return TM_SCORED_BIT | (tm_load32le(blk + 4 * (cand & 3)) < pp->gamma_threshold);
     case TOKMARK_SCHEME_GUMBEL: {
-        double s = tokmark_gumbel_term(tm_load32le(blk + 4 * (cand & 3)));
-        a->fixed += (tm_u128)(uint64_t)floor(s * 0x1p32);
-        break;
+        double sc = tokmark_gumbel_term(tm_load32le(blk + 4 * (cand & 3)));
+        return TM_SCORED_BIT | (uint64_t)floor(sc * 0x1p32);
     }
     case TOKMARK_SCHEME_SYNTHID: {
         /* g_l is bit l of the block read as two little-endian words (SPEC §3) */
@@ -349,17 +372,42 @@ static void accumulate(tm_acc *a, const tokmark_params *pp, const uint8_t *blk, 
         } else if (m < 128) {
             w[1] &= ((uint64_t)1 << (m - 64)) - 1;
         }
-        a->count += (uint64_t)__builtin_popcountll(w[0]) + (uint64_t)__builtin_popcountll(w[1]);
+        uint64_t count = (uint64_t)__builtin_popcountll(w[0]) + (uint64_t)__builtin_popcountll(w[1]);
+        uint64_t wsum = 0;
         for (int h = 0; h < 2; h++)
-            for (uint64_t x = w[h]; x != 0; x &= x - 1)
-                a->wsum += pp->weights[64 * h + __builtin_ctzll(x)];
-        break;
+            for (uint64_t x = w[h]; x != 0; x &= x - 1) wsum += pp->weights[64 * h + __builtin_ctzll(x)];
+        return TM_SCORED_BIT | count | wsum << 8;
     }
+    }
+    return TM_SCORED_BIT;
+}
+
+static void acc_add(tm_acc *a, const tokmark_params *pp, uint64_t payload) {
+    uint64_t v = payload & ~TM_SCORED_BIT;
+    a->scored++;
+    switch (pp->scheme) {
+    case TOKMARK_SCHEME_KGW: a->count += v; break;
+    case TOKMARK_SCHEME_GUMBEL: a->fixed += (tm_u128)v; break;
+    case TOKMARK_SCHEME_SYNTHID:
+        a->count += v & 0xff;
+        a->wsum += v >> 8;
+        break;
     }
 }
 
-/* Values and totals for the m tuples in kcand/kflags with nonces in nonce[]. */
-static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
+/* The value a trace shows for a payload. */
+static double payload_value(const tokmark_detector *d, const tm_key *K, uint64_t payload) {
+    uint64_t v = payload & ~TM_SCORED_BIT;
+    switch (K->p->params.scheme) {
+    case TOKMARK_SCHEME_GUMBEL: return ldexp((double)v, -32);
+    case TOKMARK_SCHEME_SYNTHID: return d->score == TOKMARK_SCORE_WEIGHTED ? (double)(v >> 8) : (double)(v & 0xff);
+    default: return (double)v;
+    }
+}
+
+/* Values and totals for the m tuples in kcand/kflags/kpos/kent with nonces
+ * in nonce[]. */
+static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) {
     const tokmark_params *pp = &K->p->params;
     int gv = pp->scheme == TOKMARK_SCHEME_SYNTHID;
     for (size_t i = 0; i < m; i++) {
@@ -367,7 +415,8 @@ static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
         tm_store_ctr_block(d->scratch + 16 * i, d->nonce[i], gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
-    if (pp->scheme == TOKMARK_SCHEME_KGW) { /* the common case, without a per-tuple switch */
+    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace == NULL && !d->record) {
+        /* the common case, without a per-tuple switch */
         uint64_t dn = 0, dg = 0, cn = 0, cg = 0;
         for (size_t i = 0; i < m; i++) {
             uint32_t t = (uint32_t)d->kcand[i];
@@ -384,11 +433,21 @@ static void score_values(tokmark_detector *d, tm_key *K, size_t m) {
         K->corpus.count += cg;
         return;
     }
+    size_t stride = 1 + G->nkeys;
     for (size_t i = 0; i < m; i++) {
-        const uint8_t *blk = d->scratch + 16 * i;
-        uint32_t t = (uint32_t)d->kcand[i];
-        if (d->kflags[i] & 1) accumulate(&K->doc, pp, blk, t);
-        if (d->kflags[i] & 2) accumulate(&K->corpus, pp, blk, t);
+        uint64_t pl = tuple_payload(pp, d->scratch + 16 * i, (uint32_t)d->kcand[i]);
+        if (d->kflags[i] & 1) {
+            acc_add(&K->doc, pp, pl);
+            uint64_t pos = d->doc_pos + d->kpos[i];
+            if (K->trace != NULL && pos < K->trace_cap) {
+                K->trace[pos].value = payload_value(d, K, pl);
+                K->trace[pos].scored = 1;
+            }
+        }
+        if (d->kflags[i] & 2) {
+            acc_add(&K->corpus, pp, pl);
+            if (d->kent[i] != UINT64_MAX) G->log[d->kent[i] * stride + 1 + K->gk] = pl;
+        }
     }
 }
 
@@ -401,9 +460,11 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
         if (d->tmax_all < pp->vocab_size) { /* every tuple is in this key's vocabulary */
             memcpy(d->kcand, d->cand, n * sizeof *d->cand);
             memcpy(d->kflags, d->flags, n);
+            memcpy(d->kpos, d->pos, n * sizeof *d->pos);
+            memcpy(d->kent, d->ent, n * sizeof *d->ent);
             m = n;
             tm_nonce_left_batch(&K->ctx, d->buf, d->start, m, pp->context_width, d->scratch, d->nonce);
-            score_values(d, K, m);
+            score_values(d, G, K, m);
             continue;
         }
         for (size_t i = 0; i < n; i++) {
@@ -411,12 +472,35 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
             d->kstart[m] = d->start[i];
             d->kcand[m] = d->cand[i];
             d->kflags[m] = d->flags[i];
+            d->kpos[m] = d->pos[i];
+            d->kent[m] = d->ent[i];
             m++;
         }
         if (m == 0) continue;
         tm_nonce_left_batch(&K->ctx, d->buf, d->kstart, m, pp->context_width, d->scratch, d->nonce);
-        score_values(d, K, m);
+        score_values(d, G, K, m);
     }
+}
+
+/* Append a corpus log entry for fingerprint f (payloads 0 = not scored);
+ * UINT64_MAX when the log cannot grow (it is then marked incomplete). */
+static uint64_t log_append(tokmark_detector *d, tm_group *G, uint64_t f) {
+    size_t stride = 1 + G->nkeys;
+    if (d->log_failed) return UINT64_MAX;
+    if (G->log_len == G->log_cap) {
+        size_t cap = G->log_cap ? G->log_cap * 2 : 1024;
+        uint64_t *l = realloc(G->log, cap * stride * sizeof *l);
+        if (l == NULL) {
+            d->log_failed = 1;
+            return UINT64_MAX;
+        }
+        G->log = l;
+        G->log_cap = cap;
+    }
+    uint64_t *e = G->log + G->log_len * stride;
+    e[0] = f;
+    memset(e + 1, 0, G->nkeys * sizeof *e);
+    return G->log_len++;
 }
 
 /* Dedup of tuple i by fingerprint f: sets the per-document and corpus flags
@@ -456,6 +540,7 @@ static void process_self(tokmark_detector *d, tm_group *G, size_t i0, size_t n) 
         if (mx >= pp->vocab_size) continue; /* a token outside the vocabulary: no tuple */
         d->kstart[m] = st;
         d->kcand[m] = tuple[G->c];
+        d->kpos[m] = (uint32_t)i;
         m++;
     }
     if (m == 0) return;
@@ -463,17 +548,22 @@ static void process_self(tokmark_detector *d, tm_group *G, size_t i0, size_t n) 
     size_t k = 0;
     for (size_t i = 0; i < m; i++) {
         uint8_t fl = 3;
+        uint64_t ent = UINT64_MAX;
         if (d->dedup) {
             uint64_t f = tm_mix64(d->nonce[i] ^ ((uint64_t)(uint32_t)d->kcand[i] + 1) * 0x9E3779B97F4A7C15ull);
-            fl = dedup_flags(G, f ? f : 1);
+            f = f ? f : 1;
+            fl = dedup_flags(G, f);
             if (fl == 0) continue;
+            if ((fl & 2) && d->record) ent = log_append(d, G, f);
         }
         d->nonce[k] = d->nonce[i];
         d->kcand[k] = d->kcand[i];
+        d->kpos[k] = d->kpos[i];
         d->kflags[k] = fl;
+        d->kent[k] = ent;
         k++;
     }
-    score_values(d, K, k);
+    score_values(d, G, K, k);
 }
 
 static void process_batch(tokmark_detector *d, size_t n) {
@@ -511,9 +601,11 @@ static void process_batch(tokmark_detector *d, size_t n) {
             uint32_t st = (uint32_t)(TM_HIST + i - G->c);
             const int32_t *tuple = d->buf + st;
             uint8_t fl = 3;
+            uint64_t ent = UINT64_MAX;
             if (d->dedup) {
                 fl = dedup_flags(G, fp[i]);
                 if (fl == 0) continue;
+                if ((fl & 2) && d->record) ent = log_append(d, G, fp[i]);
             }
             uint32_t mx = 0;
             if (!batch_in_vocab)
@@ -523,6 +615,8 @@ static void process_batch(tokmark_detector *d, size_t n) {
             d->cand[m] = tuple[G->c];
             d->tmax[m] = mx;
             d->flags[m] = fl;
+            d->pos[m] = (uint32_t)i;
+            d->ent[m] = ent;
             m++;
         }
         if (m > 0) score_tuples(d, G, m);
@@ -533,6 +627,14 @@ static void push_tokens(tokmark_detector *d, const int32_t *ids, size_t n, int s
     while (n > 0) {
         size_t k = n < TM_BATCH ? n : TM_BATCH;
         memcpy(d->buf + TM_HIST, ids, k * sizeof *ids);
+        if (d->tracing)
+            for (size_t t = 0; t < d->nkeys; t++) {
+                tm_key *K = &d->keys[t];
+                for (uint64_t p = d->doc_pos; K->trace != NULL && p < d->doc_pos + k && p < K->trace_cap; p++) {
+                    K->trace[p].value = 0.0;
+                    K->trace[p].scored = 0;
+                }
+            }
         if (score) process_batch(d, k);
         /* keep the last TM_HIST tokens as history */
         memmove(d->buf, d->buf + k, TM_HIST * sizeof *d->buf);
@@ -637,3 +739,219 @@ static void best(const tokmark_detector *d, int corpus, tokmark_result *out) {
 
 void tokmark_detector_document_best(const tokmark_detector *d, tokmark_result *out) { best(d, 0, out); }
 void tokmark_detector_corpus_best(const tokmark_detector *d, tokmark_result *out) { best(d, 1, out); }
+
+/* ------------------------------------------------------------------------ */
+/* Traces and partial results (SPEC §7.4, §7.5)                               */
+/* ------------------------------------------------------------------------ */
+
+void tokmark_detector_set_trace(tokmark_detector *d, size_t key, tokmark_trace *buf, size_t cap) {
+    if (key >= d->nkeys) return;
+    d->keys[key].trace = cap > 0 ? buf : NULL;
+    d->keys[key].trace_cap = buf != NULL ? cap : 0;
+    d->tracing = 0;
+    for (size_t k = 0; k < d->nkeys; k++)
+        if (d->keys[k].trace != NULL) d->tracing = 1;
+}
+
+static const char PARTIAL_MAGIC[8] = {'T', 'M', 'P', 'A', 'R', 'T', '0', '1'};
+
+typedef struct tm_wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int failed;
+} tm_wbuf;
+
+static void wb_put(tm_wbuf *w, const void *src, size_t n) {
+    if (w->failed) return;
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->len + n) cap *= 2;
+        uint8_t *q = realloc(w->p, cap);
+        if (q == NULL) {
+            w->failed = 1;
+            return;
+        }
+        w->p = q;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void wb_u32(tm_wbuf *w, uint32_t v) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    wb_put(w, b, 4);
+}
+
+static void wb_u64(tm_wbuf *w, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    wb_put(w, b, 8);
+}
+
+int tokmark_detector_export(const tokmark_detector *d, uint8_t **out, size_t *len) {
+    if (out == NULL || len == NULL) return TOKMARK_ERR_INVALID;
+    *out = NULL;
+    *len = 0;
+    if (!d->record) return TOKMARK_ERR_INVALID;
+    if (d->log_failed) return TOKMARK_ERR_NOMEM;
+    tm_wbuf w = {0};
+    wb_put(&w, PARTIAL_MAGIC, 8);
+    wb_u32(&w, (uint32_t)d->nkeys);
+    wb_u32(&w, (uint32_t)d->ngroups);
+    wb_u32(&w, (uint32_t)d->score);
+    wb_u32(&w, 0);
+    wb_u64(&w, d->corpus_tokens);
+    for (size_t k = 0; k < d->nkeys; k++) {
+        const tm_key *K = &d->keys[k];
+        wb_put(&w, tokmark_profile_key_id(K->p), TOKMARK_KEY_ID_HEX);
+        wb_u64(&w, K->corpus.scored);
+        wb_u64(&w, K->corpus.count);
+        wb_u64(&w, K->corpus.wsum);
+        wb_u64(&w, (uint64_t)K->corpus.fixed);
+        wb_u64(&w, (uint64_t)(K->corpus.fixed >> 64));
+    }
+    for (size_t g = 0; g < d->ngroups; g++) {
+        const tm_group *G = &d->groups[g];
+        wb_u32(&w, G->c);
+        wb_u32(&w, G->seeding);
+        wb_u32(&w, (uint32_t)G->nkeys);
+        wb_u32(&w, 0);
+        wb_u64(&w, G->corp_dups);
+        wb_u64(&w, G->corp_dropped);
+        wb_u64(&w, G->log_len);
+        for (size_t i = 0; i < G->nkeys; i++) wb_u32(&w, (uint32_t)G->keys[i]);
+        if (G->nkeys & 1) wb_u32(&w, 0);
+        size_t stride = 1 + G->nkeys;
+        for (size_t i = 0; i < G->log_len * stride; i++) wb_u64(&w, G->log[i]);
+    }
+    uint8_t sum[32];
+    if (!w.failed) crypto_generichash(sum, sizeof sum, w.p, w.len, NULL, 0);
+    wb_put(&w, sum, sizeof sum);
+    if (w.failed) {
+        free(w.p);
+        return TOKMARK_ERR_NOMEM;
+    }
+    *out = w.p;
+    *len = w.len;
+    return TOKMARK_OK;
+}
+
+typedef struct tm_rbuf {
+    const uint8_t *p;
+    size_t len, off;
+} tm_rbuf;
+
+static int rb_u32(tm_rbuf *r, uint32_t *v) {
+    if (r->len - r->off < 4) return -1;
+    *v = tm_load32le(r->p + r->off);
+    r->off += 4;
+    return 0;
+}
+
+static int rb_u64(tm_rbuf *r, uint64_t *v) {
+    if (r->len - r->off < 8) return -1;
+    *v = tm_load64le(r->p + r->off);
+    r->off += 8;
+    return 0;
+}
+
+int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len) {
+    if (d == NULL || buf == NULL) return TOKMARK_ERR_INVALID;
+    if (!d->dedup) return TOKMARK_ERR_INVALID;
+    if (len < 8 + 32 || memcmp(buf, PARTIAL_MAGIC, 8) != 0) return TOKMARK_ERR_FORMAT;
+    uint8_t sum[32];
+    crypto_generichash(sum, sizeof sum, buf, len - 32, NULL, 0);
+    if (sodium_memcmp(sum, buf + len - 32, 32) != 0) return TOKMARK_ERR_FORMAT;
+    tm_rbuf r = {buf, len - 32, 8};
+    uint32_t nk, ng, score, zero;
+    uint64_t tokens;
+    if (rb_u32(&r, &nk) || rb_u32(&r, &ng) || rb_u32(&r, &score) || rb_u32(&r, &zero) || rb_u64(&r, &tokens))
+        return TOKMARK_ERR_FORMAT;
+    if (nk != d->nkeys || ng != d->ngroups) return TOKMARK_ERR_MISMATCH;
+    /* pass 1: validate everything before changing anything */
+    tm_acc *sums = calloc(d->nkeys, sizeof *sums);
+    tm_acc *claimed = calloc(d->nkeys, sizeof *claimed);
+    int rc = (sums && claimed) ? TOKMARK_OK : TOKMARK_ERR_NOMEM;
+    for (size_t k = 0; k < d->nkeys && rc == TOKMARK_OK; k++) {
+        uint64_t lo, hi;
+        if (r.len - r.off < TOKMARK_KEY_ID_HEX) { rc = TOKMARK_ERR_FORMAT; break; }
+        if (memcmp(r.p + r.off, tokmark_profile_key_id(d->keys[k].p), TOKMARK_KEY_ID_HEX) != 0) {
+            rc = TOKMARK_ERR_MISMATCH;
+            break;
+        }
+        r.off += TOKMARK_KEY_ID_HEX;
+        if (rb_u64(&r, &claimed[k].scored) || rb_u64(&r, &claimed[k].count) || rb_u64(&r, &claimed[k].wsum) ||
+            rb_u64(&r, &lo) || rb_u64(&r, &hi)) {
+            rc = TOKMARK_ERR_FORMAT;
+            break;
+        }
+        claimed[k].fixed = (tm_u128)hi << 64 | lo;
+    }
+    size_t body = r.off;
+    for (size_t g = 0; g < d->ngroups && rc == TOKMARK_OK; g++) {
+        const tm_group *G = &d->groups[g];
+        uint32_t c, seeding, gn, z2, kidx;
+        uint64_t dups, dropped, n;
+        if (rb_u32(&r, &c) || rb_u32(&r, &seeding) || rb_u32(&r, &gn) || rb_u32(&r, &z2) || rb_u64(&r, &dups) ||
+            rb_u64(&r, &dropped) || rb_u64(&r, &n)) { rc = TOKMARK_ERR_FORMAT; break; }
+        if (c != G->c || seeding != G->seeding || gn != G->nkeys) { rc = TOKMARK_ERR_MISMATCH; break; }
+        for (size_t i = 0; i < gn && rc == TOKMARK_OK; i++)
+            if (rb_u32(&r, &kidx)) rc = TOKMARK_ERR_FORMAT;
+            else if (kidx != G->keys[i]) rc = TOKMARK_ERR_MISMATCH;
+        if ((gn & 1) && rb_u32(&r, &z2)) rc = TOKMARK_ERR_FORMAT;
+        if (rc != TOKMARK_OK) break;
+        size_t stride = 1 + gn;
+        if (n > (r.len - r.off) / 8 / stride) { rc = TOKMARK_ERR_FORMAT; break; }
+        for (uint64_t e = 0; e < n; e++) {
+            const uint8_t *q = r.p + r.off + 8 * (size_t)e * stride;
+            if (tm_load64le(q) == 0) { rc = TOKMARK_ERR_FORMAT; break; }
+            for (size_t i = 0; i < gn; i++) {
+                uint64_t pl = tm_load64le(q + 8 * (i + 1));
+                if (pl & TM_SCORED_BIT) acc_add(&sums[G->keys[i]], &d->keys[G->keys[i]].p->params, pl);
+                else if (pl != 0) rc = TOKMARK_ERR_FORMAT;
+            }
+        }
+        r.off += 8 * (size_t)n * stride;
+    }
+    if (rc == TOKMARK_OK && r.off != r.len) rc = TOKMARK_ERR_FORMAT;
+    /* the totals must be the sums of the entries */
+    for (size_t k = 0; k < d->nkeys && rc == TOKMARK_OK; k++)
+        if (memcmp(&sums[k], &claimed[k], sizeof sums[k]) != 0) rc = TOKMARK_ERR_FORMAT;
+    free(sums);
+    free(claimed);
+    if (rc != TOKMARK_OK) return rc;
+    /* pass 2: the union */
+    r.off = body;
+    d->corpus_tokens += tokens;
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g];
+        uint32_t u;
+        uint64_t dups = 0, dropped = 0, n = 0;
+        for (int i = 0; i < 4; i++) (void)rb_u32(&r, &u);
+        (void)rb_u64(&r, &dups);
+        (void)rb_u64(&r, &dropped);
+        (void)rb_u64(&r, &n);
+        r.off += 4 * (G->nkeys + (G->nkeys & 1));
+        G->corp_dups += dups;
+        G->corp_dropped += dropped;
+        size_t stride = 1 + G->nkeys;
+        for (uint64_t e = 0; e < n; e++) {
+            const uint8_t *q = r.p + r.off + 8 * (size_t)e * stride;
+            uint64_t f = tm_load64le(q);
+            int in = set_insert(&G->corpus, f);
+            if (in == 0) { G->corp_dups++; continue; }
+            if (in < 0) { G->corp_dropped++; continue; }
+            uint64_t ent = d->record ? log_append(d, G, f) : UINT64_MAX;
+            for (size_t i = 0; i < G->nkeys; i++) {
+                uint64_t pl = tm_load64le(q + 8 * (i + 1));
+                tm_key *K = &d->keys[G->keys[i]];
+                if (pl & TM_SCORED_BIT) acc_add(&K->corpus, &K->p->params, pl);
+                if (ent != UINT64_MAX) G->log[ent * stride + 1 + i] = pl;
+            }
+        }
+        r.off += 8 * (size_t)n * stride;
+    }
+    return TOKMARK_OK;
+}

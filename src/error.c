@@ -22,6 +22,7 @@ const char *tokmark_error_name(int code) {
     case TOKMARK_ERR_NOT_FOUND: return "TOKMARK_ERR_NOT_FOUND";
     case TOKMARK_ERR_EXISTS: return "TOKMARK_ERR_EXISTS";
     case TOKMARK_ERR_TOO_SHORT: return "TOKMARK_ERR_TOO_SHORT";
+    case TOKMARK_ERR_MISMATCH: return "TOKMARK_ERR_MISMATCH";
     }
     return "unknown";
 }
@@ -39,6 +40,7 @@ const char *tokmark_error_message(int code) {
     case TOKMARK_ERR_NOT_FOUND: return "no such key, account or item";
     case TOKMARK_ERR_EXISTS: return "the file exists already; refusing to overwrite it";
     case TOKMARK_ERR_TOO_SHORT: return "too few tokens to score";
+    case TOKMARK_ERR_MISMATCH: return "made with other keys or parameters";
     }
     return "unknown error";
 }

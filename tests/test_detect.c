@@ -24,7 +24,7 @@ static const tokmark_scheme SCHEMES[3] = {TOKMARK_SCHEME_KGW, TOKMARK_SCHEME_GUM
 /* ------------------------------------------------------------------------ */
 
 static tokmark_detector *mk_det(const tokmark_keyring *ring, uint64_t dedup_memory, uint32_t doc_tuples) {
-    tokmark_detector_config cfg = {dedup_memory, doc_tuples};
+    tokmark_detector_config cfg = {dedup_memory, doc_tuples, 0};
     tokmark_detector *d = NULL;
     TU_OK(tokmark_detector_create(&d, ring, &cfg));
     assert_non_null(d);
@@ -1207,6 +1207,188 @@ static int group_setup(void **state) {
     return tokmark_init() == TOKMARK_OK ? 0 : -1;
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* 8. Traces and partial results (SPEC §7.4, §7.5)                            */
+/* ------------------------------------------------------------------------ */
+
+/* The trace of a document gives, per position, the score of the tuple ending
+ * there when it is new in the document; its sums are the document totals,
+ * and for KGW each value is the green bit of the inspection API. */
+static void test_trace(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_seed(&r, 0x7ACEull);
+    const uint32_t V = 500;
+    enum { Q = 7, LEN = 900 };
+    for (int cfg = 0; cfg < 6; cfg++) {
+        tokmark_params par;
+        tu_params(&par, SCHEMES[cfg / 2], cfg % 2 ? TOKMARK_SEEDING_SELFHASH : TOKMARK_SEEDING_LEFTHASH,
+                  cfg % 2 ? 3 : 2, V);
+        uint32_t c = tu_ctxlen(&par);
+        tokmark_keyring *ring = ring_new();
+        const tokmark_profile *p0 = ring_add(ring, &r, &par);
+        (void)ring_add(ring, &r, &par);
+        tokmark_detector *d = mk_det(ring, (uint64_t)1 << 20, 0);
+        if (par.scheme == TOKMARK_SCHEME_SYNTHID && cfg % 2) tokmark_detector_set_score(d, TOKMARK_SCORE_WEIGHTED);
+        int32_t all[Q + LEN];
+        random_doc(&r, all, Q + LEN, 60, 0.3); /* few distinct tokens: many repeated tuples */
+        tokmark_trace tr[Q + LEN + 5], tr1[Q + LEN];
+        for (size_t i = 0; i < Q + LEN + 5; i++) tr[i] = (tokmark_trace){-1.0, 9};
+        tokmark_detector_set_trace(d, 0, tr, Q + LEN + 5);
+        tokmark_detector_set_trace(d, 1, tr1, Q + LEN);
+        for (int round = 0; round < 2; round++) { /* the second document repeats the first: traces are per document */
+            tokmark_detector_begin(d);
+            tokmark_detector_prompt(d, all, Q);
+            tokmark_detector_feed(d, all + Q, 100);
+            tokmark_detector_feed(d, all + Q + 100, LEN - 100);
+            tokmark_result res;
+            tokmark_detector_document(d, 0, &res);
+            uint64_t nscored = 0;
+            double sum = 0.0;
+            tset seen = {NULL, 0, 0, c + 1};
+            for (size_t i = 0; i < Q + LEN; i++) {
+                TU_CHECK(tr[i].scored <= 1, "%s: position %zu scored flag %u", tu_cfg_name(&par), i, tr[i].scored);
+                if (i < Q) TU_CHECK(tr[i].scored == 0, "%s: prompt position %zu scored", tu_cfg_name(&par), i);
+                if (!tr[i].scored) {
+                    TU_CHECK(tr[i].value == 0.0, "%s: unscored position %zu has value %g", tu_cfg_name(&par), i,
+                             tr[i].value);
+                    continue;
+                }
+                TU_CHECK(i >= c, "%s: position %zu has no context", tu_cfg_name(&par), i);
+                nscored++;
+                sum += tr[i].value;
+                if (par.scheme == TOKMARK_SCHEME_KGW && par.seeding == TOKMARK_SEEDING_LEFTHASH) {
+                    double g = tokmark_is_green(p0, all + i - c, all[i]) ? 1.0 : 0.0;
+                    TU_CHECK(tr[i].value == g, "%s: position %zu value %g, green %g", tu_cfg_name(&par), i,
+                             tr[i].value, g);
+                    /* scored exactly at the first occurrence of the tuple in the document */
+                    for (size_t j = 0; j < seen.n; j++)
+                        TU_CHECK(memcmp(seen.v[j].t, all + i - c, (c + 1) * sizeof(int32_t)) != 0,
+                                 "position %zu repeats an earlier tuple yet was scored", i);
+                    tset_add(&seen, all + i - c);
+                }
+            }
+            TU_CHECK(tr[Q + LEN].scored == 9, "a position beyond the document was written");
+            TU_CHECK(nscored == res.scored, "%s: %llu scored positions, document scored %llu", tu_cfg_name(&par),
+                     (unsigned long long)nscored, (unsigned long long)res.scored);
+            double want = res.statistic;
+            if (par.scheme == TOKMARK_SCHEME_SYNTHID)
+                want = (cfg % 2 ? res.statistic * (double)res.scored : res.statistic * (double)res.scored * par.layers);
+            if (par.scheme == TOKMARK_SCHEME_SYNTHID && cfg % 2) {
+                uint32_t W = 0;
+                for (uint32_t l = 0; l < par.layers; l++) W += par.weights[l];
+                want *= W;
+            }
+            TU_CHECK(fabs(sum - want) <= 1e-6 * (1.0 + fabs(want)), "%s: trace sum %.17g, statistic gives %.17g",
+                     tu_cfg_name(&par), sum, want);
+            free(seen.v);
+        }
+        tokmark_detector_set_trace(d, 0, NULL, 0);
+        tokmark_detector_set_trace(d, 1, NULL, 0);
+        tokmark_detector_free(d);
+        tokmark_keyring_free(ring);
+    }
+}
+
+/* Detectors over shards of a corpus, exported and imported into one, give
+ * exactly the result of one detector over the whole corpus, dedup included;
+ * a damaged or foreign partial is refused and changes nothing. */
+static void test_partial_merge(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_seed(&r, 0x9A97ull);
+    const uint32_t V = 3000;
+    enum { NDOC = 12, LEN = 700, NSHARD = 3 };
+    int32_t *docs = malloc((size_t)NDOC * LEN * sizeof *docs);
+    assert_non_null(docs);
+    for (int k = 0; k < NDOC; k++) random_doc(&r, docs + (size_t)k * LEN, LEN, k % 3 ? V : 80, 0.3);
+    memcpy(docs + 7 * LEN, docs + 2 * LEN, LEN * sizeof *docs); /* the same document in two shards */
+    for (int sch = 0; sch < 3; sch++) {
+        tokmark_keyring *ring = ring_new();
+        tokmark_params par;
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+        (void)ring_add(ring, &r, &par);
+        (void)ring_add(ring, &r, &par); /* shares the first key's tuple set */
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
+        (void)ring_add(ring, &r, &par);
+        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
+        (void)ring_add(ring, &r, &par);
+        size_t nk = tokmark_keyring_size(ring);
+        tokmark_detector_config rec = {(uint64_t)1 << 22, 0, TOKMARK_DETECT_RECORD};
+        tokmark_detector *whole = mk_det(ring, (uint64_t)1 << 22, 0), *shard[NSHARD], *merged = NULL;
+        TU_OK(tokmark_detector_create(&merged, ring, &rec));
+        uint8_t *part[NSHARD];
+        size_t plen[NSHARD];
+        for (int s = 0; s < NSHARD; s++) {
+            TU_OK(tokmark_detector_create(&shard[s], ring, &rec));
+            for (int k = s; k < NDOC; k += NSHARD) { /* interleaved shards */
+                tokmark_detector_begin(whole);
+                tokmark_detector_feed(whole, docs + (size_t)k * LEN, LEN);
+                tokmark_detector_begin(shard[s]);
+                tokmark_detector_feed(shard[s], docs + (size_t)k * LEN, LEN);
+            }
+            TU_OK(tokmark_detector_export(shard[s], &part[s], &plen[s]));
+        }
+        for (int s = NSHARD - 1; s >= 0; s--) TU_OK(tokmark_detector_import(merged, part[s], plen[s]));
+        for (size_t k = 0; k < nk; k++) {
+            tokmark_result a, b;
+            tokmark_detector_corpus(whole, k, &a);
+            tokmark_detector_corpus(merged, k, &b);
+            CHECK_SAME(&a, &b, "scheme %d key %zu: merged partials differ from one run", sch, k);
+            TU_CHECK(a.duplicates > 0 && a.scored > 0, "the corpus should repeat tuples");
+        }
+        /* a merged detector exports again (hierarchical merge) */
+        uint8_t *again;
+        size_t alen;
+        TU_OK(tokmark_detector_export(merged, &again, &alen));
+        tokmark_detector *m2 = NULL;
+        TU_OK(tokmark_detector_create(&m2, ring, &rec));
+        TU_OK(tokmark_detector_import(m2, again, alen));
+        tokmark_result a, b;
+        for (size_t k = 0; k < nk; k++) {
+            tokmark_detector_corpus(whole, k, &a);
+            tokmark_detector_corpus(m2, k, &b);
+            CHECK_SAME(&a, &b, "re-exported merge, key %zu", k);
+        }
+        /* damage: every refusal leaves the detector as it was */
+        tokmark_detector_corpus(m2, 0, &a);
+        for (int t = 0; t < 20; t++) {
+            size_t at = tu_below(&r, (uint32_t)alen);
+            again[at] ^= (uint8_t)(1u << tu_below(&r, 8));
+            int rc = tokmark_detector_import(m2, again, alen);
+            TU_CHECK(rc == TOKMARK_ERR_FORMAT || rc == TOKMARK_ERR_MISMATCH, "damaged byte %zu: %s", at,
+                     tokmark_error_name(rc));
+        }
+        TU_CHECK(tokmark_detector_import(m2, again, alen / 2) == TOKMARK_ERR_FORMAT, "truncated partial");
+        tokmark_detector_corpus(m2, 0, &b);
+        CHECK_SAME(&a, &b, "a refused partial changed the detector");
+        /* another ring */
+        tokmark_keyring *other = ring_new();
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+        (void)ring_add(other, &r, &par);
+        tokmark_detector *od = NULL;
+        TU_OK(tokmark_detector_create(&od, other, &rec));
+        TU_CHECK(tokmark_detector_import(od, part[0], plen[0]) == TOKMARK_ERR_MISMATCH, "foreign ring accepted");
+        /* export needs the record flag */
+        uint8_t *x;
+        size_t xl;
+        TU_CHECK(tokmark_detector_export(whole, &x, &xl) == TOKMARK_ERR_INVALID, "export without RECORD");
+        tokmark_detector_free(od);
+        tokmark_keyring_free(other);
+        free(again);
+        tokmark_detector_free(m2);
+        for (int s = 0; s < NSHARD; s++) {
+            free(part[s]);
+            tokmark_detector_free(shard[s]);
+        }
+        tokmark_detector_free(merged);
+        tokmark_detector_free(whole);
+        tokmark_keyring_free(ring);
+    }
+    free(docs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scored_counts),        cmocka_unit_test(test_reference_detector),
@@ -1214,6 +1396,7 @@ int main(void) {
         cmocka_unit_test(test_streaming_invariance), cmocka_unit_test(test_multiple_keys),
         cmocka_unit_test(test_backends),             cmocka_unit_test(test_watermarked_detected),
         cmocka_unit_test(test_null_real_text),       cmocka_unit_test(test_null_selfhash_wide),
+        cmocka_unit_test(test_trace),                cmocka_unit_test(test_partial_merge),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <utf8proc.h>
 
 /* Unicode White_Space (see tiktoken.c): what \s means in HF's regex engines. */
 #define HF_WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
@@ -155,23 +156,29 @@ typedef struct hf_step {
 /* SentencePiece-style (no ByteLevel; SPEC.md §9.9): a normalizer of Prepend
  * and Replace steps, a Metaspace pre-tokenizer, BPE over characters with
  * byte fallback and an unknown token. */
-enum { NORM_PREPEND = 1, NORM_REPLACE = 2 };
+enum {
+    NORM_PREPEND = 1, NORM_REPLACE, NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWERCASE, NORM_STRIP
+};
 enum { MS_NEVER = 0, MS_FIRST = 1, MS_ALWAYS = 2 };
-#define HF_MAX_NORM 8
+#define HF_MAX_NORM 16
 typedef struct hf_norm {
     int kind;
     char *a; /* Prepend: the prefix; Replace: the literal pattern */
     size_t al;
     char *b; /* Replace: the content */
     size_t bl;
+    int left, right; /* Strip */
 } hf_norm;
 
 typedef struct hf_added {
-    uint8_t *text;
-    size_t len;
+    uint8_t *text;    /* what is matched: the content, normalized when `normalized` (SPEC.md §9.10) */
+    size_t len;       /* 0: never matches (normalized to nothing) */
+    uint8_t *content; /* the content as written (decoding) */
+    size_t clen;
     int32_t id;
     int special;
     int normalized;
+    int lstrip, rstrip, single_word;
 } hf_added;
 
 typedef struct hf_merge {
@@ -227,7 +234,10 @@ static inline const hf_merge *merge_find(const tm_hf *h, uint32_t a, uint32_t b)
 void tm_hf_free(tm_hf *h) {
     if (h == NULL) return;
     for (size_t i = 0; i < h->n_steps; i++) pcre2_code_free(h->steps[i].re);
-    for (size_t i = 0; i < h->n_added; i++) free(h->added[i].text);
+    for (size_t i = 0; i < h->n_added; i++) {
+        free(h->added[i].text);
+        free(h->added[i].content);
+    }
     free(h->added);
     free(h->merges);
     for (size_t i = 0; i < h->n_norm; i++) {
