@@ -8,6 +8,7 @@
 #include "cmd_keyinfo.h"
 #include "cmd_demo.h"
 #include "cmd_tokenize.h"
+#include "cmd_scan.h"
 
 typedef struct command {
     const char *name;
@@ -25,6 +26,9 @@ static const command commands[] = {
      cmd_demo_help},
     {"tokenize", "text to token ids (tiktoken encodings, token-exact)", cmd_tokenize, cmd_tokenize_help},
     {"detokenize", "token ids back to text", cmd_detokenize, cmd_detokenize_help},
+    {"scan", "look for the watermark in files, datasets and suspect-model outputs", cmd_scan, cmd_scan_help},
+    {"merge", "combine partial scan results into one exact result", cmd_merge, cmd_merge_help},
+    {"filter", "build a context filter from the provider's outputs (filter build)", cmd_filter, cmd_filter_help},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
