@@ -343,6 +343,7 @@ static void test_errors(void **state) {
         {TOKMARK_ERR_NOT_FOUND, "TOKMARK_ERR_NOT_FOUND"},
         {TOKMARK_ERR_EXISTS, "TOKMARK_ERR_EXISTS"},
         {TOKMARK_ERR_TOO_SHORT, "TOKMARK_ERR_TOO_SHORT"},
+        {TOKMARK_ERR_MISMATCH, "TOKMARK_ERR_MISMATCH"},
     };
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
         assert_string_equal(tokmark_error_name(e[i].code), e[i].name);
@@ -352,7 +353,7 @@ static void test_errors(void **state) {
         assert_null(strchr(m, '\n'));
         for (size_t j = 0; j < i; j++) assert_string_not_equal(m, tokmark_error_message(e[j].code));
     }
-    assert_string_equal(tokmark_error_name(-11), "unknown");
+    assert_string_equal(tokmark_error_name(-12), "unknown");
     assert_string_equal(tokmark_error_name(1), "unknown");
     assert_non_null(tokmark_error_message(-99));
     assert_string_equal(tokmark_version_string(), TOKMARK_VERSION_STRING);
