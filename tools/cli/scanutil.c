@@ -71,18 +71,27 @@ void tms_best_window(const tokmark_trace *tr, size_t n, const tokmark_params *pp
             j++;
         }
     for (size_t W = wmin; W <= m; W *= 2) {
+        /* windows of one size share a null distribution whose tail falls as
+         * the sum grows: the window with the largest sum (the first of
+         * equals) has the smallest p of its size, so one p per size */
+        size_t bs = 0;
+        double bsum = -1.0;
         for (size_t s = 0; s + W <= m; s += W / 2) {
-            double st, lnp = tms_ln_p(pp, kind, W, pre[s + W] - pre[s], &st);
-            double l10 = lnp / LN10;
+            double sum = pre[s + W] - pre[s];
             out->tried++;
-            if (!out->found || l10 < out->log10_p) {
-                out->found = 1;
-                out->log10_p = l10;
-                out->statistic = st;
-                out->scored = W;
-                out->first = pos[s];
-                out->last = pos[s + W - 1];
+            if (sum > bsum) {
+                bsum = sum;
+                bs = s;
             }
+        }
+        double st, l10 = tms_ln_p(pp, kind, W, bsum, &st) / LN10;
+        if (!out->found || l10 < out->log10_p) {
+            out->found = 1;
+            out->log10_p = l10;
+            out->statistic = st;
+            out->scored = W;
+            out->first = pos[bs];
+            out->last = pos[bs + W - 1];
         }
         if (W > m / 2) break;
     }
