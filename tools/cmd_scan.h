@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,6 +104,8 @@ typedef struct scan_cfg {
     uint64_t dedup_memory;
     const char *filter;
     const char *partial;
+    uint32_t control_keys; /* extra keys never used for watermarking (SPEC §12.7) */
+    int no_output;         /* no document or summary lines (callers that use the hook) */
 } scan_cfg;
 
 /* A tokenized record (the output of a worker for one unit). */
@@ -152,9 +155,27 @@ typedef struct scan_totals {
     uint64_t positions; /* reading mode */
 } scan_totals;
 
-typedef struct scan_state {
+/* What a document gave, for callers that collect results (the report). */
+typedef struct scan_doc_info {
+    const char *source;
+    uint64_t record, line;
+    tokmark_result r;       /* best real key */
+    const char *verdict;
+    int has_window, span_found;
+    tms_window window;
+    uint64_t windows_tried;
+    double window_corrected;
+} scan_doc_info;
+
+typedef struct scan_state scan_state;
+typedef void (*scan_doc_hook)(void *ctx, const scan_state *s, const scan_doc_info *d);
+
+struct scan_state {
     scan_cfg *cfg;
-    tokmark_keyring *ring;
+    tokmark_keyring *ring;  /* the real keys first, then the control keys */
+    size_t nreal;
+    scan_doc_hook hook;
+    void *hook_ctx;
     tokmark_detector *det;
     tokmark_tokenizer *tok;
     tms_filter filter;
@@ -179,9 +200,7 @@ typedef struct scan_state {
     pthread_cond_t work, done;
     int quit;
     int nthreads;
-    const char *const *account_ids;
-    size_t *account_len;
-} scan_state;
+};
 
 static int scan_parse_size(const char *opt, const char *s, uint64_t *out) {
     char *end = NULL;
@@ -243,6 +262,18 @@ static const char *scan_account(const scan_state *s, size_t k, size_t *len) {
     const tokmark_profile *p = tokmark_keyring_get(s->ring, k);
     *len = tokmark_profile_account_len(p);
     return *len ? tokmark_profile_account(p) : NULL;
+}
+
+/* The best of the real keys (document or corpus), corrected by Šidák for
+ * their number (control keys never count, SPEC §12.7). */
+static void scan_best(const scan_state *s, int corpus, tokmark_result *out) {
+    tokmark_result r;
+    for (size_t k = 0; k < s->nreal; k++) {
+        if (corpus) tokmark_detector_corpus(s->det, k, &r);
+        else tokmark_detector_document(s->det, k, &r);
+        if (k == 0 || r.log10_p < out->log10_p) *out = r;
+    }
+    out->log10_p_corrected = tokmark_ln_sidak(out->log10_p * 2.30258509299404568402, s->nreal) / 2.30258509299404568402;
 }
 
 static void scan_print_result_fields(scan_state *s, const tokmark_result *r) {
@@ -414,7 +445,7 @@ static void scan_report_error(scan_state *s, const tmi_error *e) {
         if (e->line > 0) fprintf(stderr, "tokmark scan: %s:%llu: %s\n", e->source, (unsigned long long)e->line, e->message);
         else fprintf(stderr, "tokmark scan: %s: %s\n", e->source, e->message);
     }
-    if (!s->cfg->table) {
+    if (!s->cfg->table && !s->cfg->no_output) {
         FILE *f = s->out;
         fputs("{\"source\":", f);
         scan_json_str(f, e->source, strlen(e->source));
@@ -498,7 +529,7 @@ static int scan_document(scan_state *s, const scan_batch *b, const scan_item *it
         i = j;
     }
     tokmark_result r;
-    tokmark_detector_document_best(s->det, &r);
+    scan_best(s, 0, &r);
     s->tot.documents++;
     double thr = log10(cfg->alpha);
     int doc_found = r.scored > 0 && r.log10_p_corrected <= thr;
@@ -525,6 +556,11 @@ static int scan_document(scan_state *s, const scan_batch *b, const scan_item *it
     if (doc_found) s->tot.docs_watermarked++;
     if (span_found) s->tot.docs_span++;
     if (doc_found || span_found) s->found = 1;
+    if (s->hook != NULL) {
+        scan_doc_info di = {it->source, it->index, it->line, r, verdict, best.found, span_found, best, tried, wcorr};
+        s->hook(s->hook_ctx, s, &di);
+    }
+    if (cfg->no_output) return 0;
     FILE *f = s->out;
     if (cfg->table) {
         char where[48];
@@ -599,25 +635,21 @@ static int scan_reading(scan_state *s, const scan_batch *b, const scan_item *it)
     uint32_t cmax = 0;
     for (uint32_t w = 0; w < s->nwidths; w++)
         if (s->widths[w] > cmax) cmax = s->widths[w];
-    tokmark_result before, after;
-    tokmark_detector_corpus_best(s->det, &before);
+
     for (size_t i = 1; i < n; i++) {
         size_t c = i < cmax ? i : cmax;
         tokmark_detector_begin(s->det);
         tokmark_detector_prompt(s->det, x + i - c, c);
         tokmark_detector_feed(s->det, y + i, 1);
     }
-    tokmark_detector_corpus_best(s->det, &after);
     s->tot.documents++;
     s->tot.positions += n;
-    if (s->cfg->table) return 0;
+    if (s->cfg->table || s->cfg->no_output) return 0;
     FILE *f = s->out;
     fputs("{\"source\":", f);
     scan_json_str(f, it->source, strlen(it->source));
     fprintf(f, ",\"record\":%llu,\"line\":%llu,\"positions\":%zu}\n", (unsigned long long)it->index,
             (unsigned long long)it->line, n);
-    (void)before;
-    (void)after;
     return 0;
 }
 
@@ -748,11 +780,12 @@ static void scan_summary(scan_state *s, const scan_totals *t) {
     scan_cfg *cfg = s->cfg;
     FILE *f = s->out;
     tokmark_result r;
-    tokmark_detector_corpus_best(s->det, &r);
-    size_t nk = tokmark_keyring_size(s->ring);
+    scan_best(s, 1, &r);
+    size_t nk = s->nreal;
     double thr = log10(cfg->alpha);
     int corpus_found = r.scored > 0 && r.log10_p_corrected <= thr;
     if (corpus_found) s->found = 1;
+    if (cfg->no_output) return;
     const char *verdict = r.scored == 0 ? "no_tuples" : corpus_found ? "watermarked" : "not_detected";
     if (cfg->table) {
         fprintf(f, "\ncorpus: %llu documents, %llu skipped, %llu tokens, %llu tuples scored (%llu duplicates",
@@ -886,6 +919,17 @@ static int scan_load_keys(scan_state *s) {
         }
         tokmark_keyring_free(s->ring);
         s->ring = acc;
+    }
+    s->nreal = tokmark_keyring_size(s->ring);
+    for (uint32_t i = 0; i < cfg->control_keys; i++) {
+        /* control key i (SPEC §12.7): public, deterministic, never used to watermark */
+        uint8_t key[TOKMARK_MASTER_KEY_BYTES], msg[24] = "tokmark control key";
+        for (int b = 0; b < 4; b++) msg[20 + b] = (uint8_t)(i >> (8 * b));
+        crypto_generichash(key, sizeof key, msg, sizeof msg, NULL, 0);
+        tokmark_profile *p = NULL;
+        const tokmark_params *pp = tokmark_profile_params(tokmark_keyring_get(s->ring, i % s->nreal));
+        if (tokmark_profile_from_key(&p, pp, key) != TOKMARK_OK || tokmark_keyring_add(s->ring, p) != TOKMARK_OK)
+            return SCAN_EXIT_INTERNAL;
     }
     size_t nk = tokmark_keyring_size(s->ring);
     for (size_t k = 0; k < nk; k++) {
@@ -1154,6 +1198,151 @@ static int scan_finish(scan_state *s, int rc) {
     return rc;
 }
 
+/* Keys, tokenizer, filter and scratch for a scan (after scan_parse_args).
+ * Returns 0 or an exit code (the message printed). */
+static int scan_setup(scan_state *s, scan_cfg *cfg) {
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->out = stdout;
+    int rc = scan_load_keys(s);
+    if (rc != 0) return rc;
+    /* the tokenizer: --tokenizer, else the first profile's ("none": ids only) */
+    const char *tname = cfg->tokenizer ? cfg->tokenizer
+                                       : tokmark_profile_params(tokmark_keyring_get(s->ring, 0))->tokenizer;
+    if (strcmp(tname, "none") != 0) {
+        size_t line = 0;
+        int e = tokmark_tokenizer_load(&s->tok, tname, &line);
+        if (e != TOKMARK_OK) {
+            int en = errno;
+            cli_file_error(tname, e, line, en,
+                           strchr(tname, '/') == NULL ? "run scripts/fetch-tokenizers.sh, or --tokenizer PATH" : NULL);
+            return e == TOKMARK_ERR_NOMEM ? SCAN_EXIT_INTERNAL : SCAN_EXIT_FILE;
+        }
+        uint32_t tv = tokmark_tokenizer_vocab_size(s->tok);
+        for (size_t k = 0; k < s->nreal && !cfg->quiet; k++) {
+            const tokmark_params *pp = tokmark_profile_params(tokmark_keyring_get(s->ring, k));
+            if (pp->vocab_size != tv) {
+                fprintf(stderr, "tokmark scan: warning: key %s has V = %u, tokenizer %s has %u tokens\n",
+                        tokmark_profile_key_id(tokmark_keyring_get(s->ring, k)), pp->vocab_size, tname, tv);
+                break;
+            }
+        }
+    }
+    if (cfg->filter != NULL) {
+        int e = tms_filter_load(&s->filter, cfg->filter);
+        if (e != TOKMARK_OK) {
+            cli_file_error(cfg->filter, e, 0, errno, NULL);
+            return e == TOKMARK_ERR_NOMEM ? SCAN_EXIT_INTERNAL : SCAN_EXIT_FILE;
+        }
+        s->have_filter = 1;
+        for (uint32_t w = 0; w < s->nwidths; w++) {
+            int ok = 0;
+            for (uint32_t q = 0; q < s->filter.nwidths; q++) ok |= s->filter.width[q] == s->widths[w];
+            if (!ok) {
+                cli_error("%s: the filter has no contexts of length %u, which the keys use (rebuild it with "
+                          "tokmark filter build --profile ...)", cfg->filter, s->widths[w]);
+                return SCAN_EXIT_USAGE;
+            }
+        }
+    }
+    if (cfg->mode == SCAN_MODE_CLOSED)
+        for (uint32_t w = 0; w < s->nwidths; w++)
+            if (tms_set_init(&s->promptset[s->widths[w]], 1024) != 0) return SCAN_EXIT_INTERNAL;
+    /* windows for the real keys, up to 64 of them (attribution rings: off) */
+    if (cfg->windows && s->nreal <= 64 && cfg->mode != SCAN_MODE_READING) {
+        s->ntrace_keys = s->nreal;
+        s->trace = calloc(s->nreal, sizeof *s->trace);
+        if (s->trace == NULL) return SCAN_EXIT_INTERNAL;
+    }
+    return 0;
+}
+
+/* Read, tokenize and score every input (SPEC §12.1).  Returns 0 or
+ * SCAN_EXIT_INTERNAL (message printed). */
+static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs) {
+    scan_cfg *cfg = s->cfg;
+    int rc = 0;
+    tmi_reader *r = NULL;
+    if (tmi_reader_open(&r, inputs, ninputs, &cfg->in) != 0) {
+        cli_error("out of memory");
+        return SCAN_EXIT_INTERNAL;
+    }
+    double t0 = scan_now(), last = 0;
+    if (cfg->jobs <= 1) {
+        scan_batch b;
+        memset(&b, 0, sizeof b);
+        scan_worker_ctx w = {NULL, NULL};
+        if (tmi_parser_create(&w.parser, &cfg->in) != 0 ||
+            (s->tok != NULL && tokmark_tokenizer_encoder_create(&w.enc, s->tok) != TOKMARK_OK))
+            rc = SCAN_EXIT_INTERNAL;
+        int more = 1;
+        while (rc == 0 && more && !s->stop) {
+            more = scan_fill(r, &b);
+            if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
+            scan_work_batch(s, &w, &b);
+            if (scan_detect_batch(s, &b) != 0) rc = SCAN_EXIT_INTERNAL;
+            scan_progress(s, r, t0, &last, 0);
+        }
+        tmi_parser_free(w.parser);
+        tokmark_tokenizer_encoder_free(w.enc);
+        scan_batch_free(&b);
+    } else {
+        s->nthreads = cfg->jobs;
+        s->nbatches = (size_t)cfg->jobs * 2 + 2;
+        s->batches = calloc(s->nbatches, sizeof *s->batches);
+        s->threads = calloc((size_t)cfg->jobs, sizeof *s->threads);
+        if (s->batches == NULL || s->threads == NULL) rc = SCAN_EXIT_INTERNAL;
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_cond_init(&s->work, NULL);
+        pthread_cond_init(&s->done, NULL);
+        int started = 0;
+        for (int t = 0; rc == 0 && t < cfg->jobs; t++)
+            if (pthread_create(&s->threads[t], NULL, scan_thread, s) == 0) started++;
+            else rc = SCAN_EXIT_INTERNAL;
+        /* batches are filled in order into the slots and detected in the same order */
+        size_t head = 0, tail = 0; /* sequence numbers: filled, detected */
+        int more = 1;
+        while (rc == 0 && !s->stop && (more || tail < head)) {
+            if (more && head - tail < s->nbatches) {
+                scan_batch *b = &s->batches[head % s->nbatches];
+                more = scan_fill(r, b);
+                if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
+                pthread_mutex_lock(&s->mu);
+                b->state = 1;
+                pthread_cond_signal(&s->work);
+                pthread_mutex_unlock(&s->mu);
+                head++;
+                continue;
+            }
+            scan_batch *b = &s->batches[tail % s->nbatches];
+            pthread_mutex_lock(&s->mu);
+            while (b->state != 3) pthread_cond_wait(&s->done, &s->mu);
+            pthread_mutex_unlock(&s->mu);
+            if (scan_detect_batch(s, b) != 0) rc = SCAN_EXIT_INTERNAL;
+            b->state = 0;
+            tail++;
+            scan_progress(s, r, t0, &last, 0);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->quit = 1;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        for (int t = 0; t < started; t++) pthread_join(s->threads[t], NULL);
+        for (size_t i = 0; s->batches && i < s->nbatches; i++) scan_batch_free(&s->batches[i]);
+        free(s->batches);
+        free(s->threads);
+        s->batches = NULL;
+        s->threads = NULL;
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->work);
+        pthread_cond_destroy(&s->done);
+    }
+    scan_progress(s, r, t0, &last, 1);
+    if (rc == SCAN_EXIT_INTERNAL) cli_error("out of memory");
+    tmi_reader_close(r);
+    return rc;
+}
+
 static int cmd_scan(int argc, char **argv) {
     cli_command = "tokmark scan";
     scan_cfg cfg;
@@ -1163,147 +1352,9 @@ static int cmd_scan(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (ninputs == 0) inputs[ninputs++] = "-";
     scan_state s;
-    memset(&s, 0, sizeof s);
-    s.cfg = &cfg;
-    s.out = stdout;
-    rc = scan_load_keys(&s);
-    if (rc != 0) goto out;
-    /* the tokenizer: --tokenizer, else the first profile's ("none": ids only) */
-    const char *tname = cfg.tokenizer ? cfg.tokenizer
-                                      : tokmark_profile_params(tokmark_keyring_get(s.ring, 0))->tokenizer;
-    if (strcmp(tname, "none") != 0) {
-        size_t line = 0;
-        int e = tokmark_tokenizer_load(&s.tok, tname, &line);
-        if (e != TOKMARK_OK) {
-            int en = errno;
-            cli_file_error(tname, e, line, en,
-                           strchr(tname, '/') == NULL ? "run scripts/fetch-tokenizers.sh, or --tokenizer PATH" : NULL);
-            rc = e == TOKMARK_ERR_NOMEM ? SCAN_EXIT_INTERNAL : SCAN_EXIT_FILE;
-            goto out;
-        }
-        uint32_t tv = tokmark_tokenizer_vocab_size(s.tok);
-        for (size_t k = 0; k < tokmark_keyring_size(s.ring) && !cfg.quiet; k++) {
-            const tokmark_params *pp = tokmark_profile_params(tokmark_keyring_get(s.ring, k));
-            if (pp->vocab_size != tv) {
-                fprintf(stderr, "tokmark scan: warning: key %s has V = %u, tokenizer %s has %u tokens\n",
-                        tokmark_profile_key_id(tokmark_keyring_get(s.ring, k)), pp->vocab_size, tname, tv);
-                break;
-            }
-        }
-    }
-    if (cfg.filter != NULL) {
-        int e = tms_filter_load(&s.filter, cfg.filter);
-        if (e != TOKMARK_OK) {
-            rc = cli_file_error(cfg.filter, e, 0, errno, NULL) == EXIT_USAGE ? SCAN_EXIT_USAGE : SCAN_EXIT_FILE;
-            goto out;
-        }
-        s.have_filter = 1;
-        for (uint32_t w = 0; w < s.nwidths; w++) {
-            int ok = 0;
-            for (uint32_t q = 0; q < s.filter.nwidths; q++) ok |= s.filter.width[q] == s.widths[w];
-            if (!ok) {
-                cli_error("%s: the filter has no contexts of length %u, which the keys use (rebuild it with "
-                          "tokmark filter build --profile ...)", cfg.filter, s.widths[w]);
-                rc = SCAN_EXIT_USAGE;
-                goto out;
-            }
-        }
-    }
-    if (cfg.mode == SCAN_MODE_CLOSED)
-        for (uint32_t w = 0; w < s.nwidths; w++)
-            if (tms_set_init(&s.promptset[s.widths[w]], 1024) != 0) {
-                rc = SCAN_EXIT_INTERNAL;
-                goto out;
-            }
-    /* windows for rings of up to 64 keys (attribution rings: off) */
-    size_t nk = tokmark_keyring_size(s.ring);
-    if (cfg.windows && nk <= 64 && cfg.mode != SCAN_MODE_READING) {
-        s.ntrace_keys = nk;
-        s.trace = calloc(nk, sizeof *s.trace);
-        if (s.trace == NULL) {
-            rc = SCAN_EXIT_INTERNAL;
-            goto out;
-        }
-    }
-    tmi_reader *r = NULL;
-    if (tmi_reader_open(&r, inputs, ninputs, &cfg.in) != 0) {
-        rc = SCAN_EXIT_INTERNAL;
-        goto out;
-    }
-    double t0 = scan_now(), last = 0;
-    if (cfg.jobs <= 1) {
-        scan_batch b;
-        memset(&b, 0, sizeof b);
-        scan_worker_ctx w = {NULL, NULL};
-        if (tmi_parser_create(&w.parser, &cfg.in) != 0 ||
-            (s.tok != NULL && tokmark_tokenizer_encoder_create(&w.enc, s.tok) != TOKMARK_OK))
-            rc = SCAN_EXIT_INTERNAL;
-        int more = 1;
-        while (rc == 0 && more && !s.stop) {
-            more = scan_fill(r, &b);
-            if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
-            scan_work_batch(&s, &w, &b);
-            if (scan_detect_batch(&s, &b) != 0) rc = SCAN_EXIT_INTERNAL;
-            scan_progress(&s, r, t0, &last, 0);
-        }
-        tmi_parser_free(w.parser);
-        tokmark_tokenizer_encoder_free(w.enc);
-        scan_batch_free(&b);
-    } else {
-        s.nthreads = cfg.jobs;
-        s.nbatches = (size_t)cfg.jobs * 2 + 2;
-        s.batches = calloc(s.nbatches, sizeof *s.batches);
-        s.threads = calloc((size_t)cfg.jobs, sizeof *s.threads);
-        if (s.batches == NULL || s.threads == NULL) rc = SCAN_EXIT_INTERNAL;
-        pthread_mutex_init(&s.mu, NULL);
-        pthread_cond_init(&s.work, NULL);
-        pthread_cond_init(&s.done, NULL);
-        int started = 0;
-        for (int t = 0; rc == 0 && t < cfg.jobs; t++)
-            if (pthread_create(&s.threads[t], NULL, scan_thread, &s) == 0) started++;
-            else rc = SCAN_EXIT_INTERNAL;
-        /* batches are filled in order into slots next, next+1, ... and
-         * detected in the same order */
-        size_t head = 0, tail = 0; /* sequence numbers: filled, detected */
-        int more = 1;
-        while (rc == 0 && !s.stop && (more || tail < head)) {
-            if (more && head - tail < s.nbatches) {
-                scan_batch *b = &s.batches[head % s.nbatches];
-                more = scan_fill(r, b);
-                if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
-                pthread_mutex_lock(&s.mu);
-                b->state = 1;
-                pthread_cond_signal(&s.work);
-                pthread_mutex_unlock(&s.mu);
-                head++;
-                continue;
-            }
-            scan_batch *b = &s.batches[tail % s.nbatches];
-            pthread_mutex_lock(&s.mu);
-            while (b->state != 3) pthread_cond_wait(&s.done, &s.mu);
-            pthread_mutex_unlock(&s.mu);
-            if (scan_detect_batch(&s, b) != 0) rc = SCAN_EXIT_INTERNAL;
-            b->state = 0;
-            tail++;
-            scan_progress(&s, r, t0, &last, 0);
-        }
-        pthread_mutex_lock(&s.mu);
-        s.quit = 1;
-        pthread_cond_broadcast(&s.work);
-        pthread_mutex_unlock(&s.mu);
-        for (int t = 0; t < started; t++) pthread_join(s.threads[t], NULL);
-        for (size_t i = 0; s.batches && i < s.nbatches; i++) scan_batch_free(&s.batches[i]);
-        free(s.batches);
-        free(s.threads);
-        pthread_mutex_destroy(&s.mu);
-        pthread_cond_destroy(&s.work);
-        pthread_cond_destroy(&s.done);
-    }
-    scan_progress(&s, r, t0, &last, 1);
-    if (rc == SCAN_EXIT_INTERNAL) cli_error("out of memory");
-    tmi_reader_close(r);
+    rc = scan_setup(&s, &cfg);
+    if (rc == 0) rc = scan_execute(&s, inputs, ninputs);
     rc = scan_finish(&s, rc);
-out:
     scan_state_free(&s);
     return rc;
 }
