@@ -6,30 +6,12 @@
  * build/tokmark next to this binary (built by `make test`), run with
  * posix_spawn.  Needs the rank files of scripts/fetch-tokenizers.sh. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "cliutil.h"
 
 #include <jansson.h>
 
 #include "tokmark.h"
 
-extern char **environ;
-
-static char g_dir[256];   /* temporary directory of the whole suite */
-static char g_tool[1024]; /* absolute path of build/tokmark */
 static tokmark_tokenizer *g_cl100k;
 
 /* A multilingual text with the usual hard cases: BOM, CJK, emoji with ZWJ and
@@ -40,69 +22,6 @@ static const char k_text[] = "\xef\xbb\xbfHello, world! It's   12345678 tokens.\
                              "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd "
                              "e\xcc\x81 \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d <|endoftext|> tail\x00zero\n\n";
 #define K_TEXT_LEN (sizeof k_text - 1)
-
-/* ------------------------------------------------------------------------ */
-/* helpers                                                                   */
-/* ------------------------------------------------------------------------ */
-
-static void path_in(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
-
-static void write_bytes(const char *name, const void *data, size_t n) {
-    char path[512];
-    path_in(path, sizeof path, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* The whole file g_dir/name, NUL-terminated; *len its length. */
-static char *read_bytes(const char *name, size_t *len) {
-    char path[512];
-    path_in(path, sizeof path, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
-    char *s = (char *)malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len != NULL) *len = (size_t)n;
-    return s;
-}
-
-/* Run the tool with args (NULL-terminated), standard input from g_dir/stdin_name
- * (or /dev/null when NULL), output to g_dir/stdout and g_dir/stderr; returns
- * the exit status. */
-static int run_tool(const char *stdin_name, const char *const *args) {
-    char in[512], out[512], err[512];
-    if (stdin_name != NULL) path_in(in, sizeof in, stdin_name);
-    else snprintf(in, sizeof in, "/dev/null");
-    path_in(out, sizeof out, "stdout");
-    path_in(err, sizeof err, "stderr");
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, in, O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    char *argv[32];
-    int n = 0;
-    argv[n++] = g_tool;
-    for (; args[n - 1] != NULL && n < 31; n++) argv[n] = (char *)(uintptr_t)args[n - 1];
-    argv[n] = NULL;
-    pid_t pid;
-    int rc = posix_spawn(&pid, g_tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
 
 static char *tool_stdout(size_t *len) { return read_bytes("stdout", len); }
 static char *tool_stderr(void) { return read_bytes("stderr", NULL); }
@@ -551,16 +470,7 @@ static int teardown_all(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    /* build/tests/test_cli_tokenize -> build/tokmark (absolute) */
-    const char *slash = strrchr(argv[0], '/');
-    char cwd[512];
-    int w = -1;
-    if (slash != NULL && getcwd(cwd, sizeof cwd) != NULL) {
-        int n = (int)(slash - argv[0]);
-        w = argv[0][0] == '/' ? snprintf(g_tool, sizeof g_tool, "%.*s/../tokmark", n, argv[0])
-                              : snprintf(g_tool, sizeof g_tool, "%s/%.*s/../tokmark", cwd, n, argv[0]);
-    }
-    if (w < 0 || (size_t)w >= sizeof g_tool) snprintf(g_tool, sizeof g_tool, "build/tokmark");
+    cu_find_tool(argv[0]); /* build/tests/test_cli_tokenize -> build/tokmark */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenize_file),          cmocka_unit_test(test_tokenize_stdin),
         cmocka_unit_test(test_tokenize_invalid_utf8),  cmocka_unit_test(test_tokenize_jsonl),
