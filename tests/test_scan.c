@@ -373,7 +373,7 @@ static void test_mixed_document(void **state) {
 
 static void test_bad_input(void **state) {
     (void)state;
-    make_profile(TOKMARK_SCHEME_KGW, 5, "kgw5.key");
+    tokmark_profile_free(make_profile(TOKMARK_SCHEME_KGW, 5, "kgw5.key"));
     const char bad[] = "{\"text\":\"good one\"}\n"
                        "{\"text\": broken\n"
                        "{\"body\":\"no text field\"}\n"
@@ -451,7 +451,7 @@ static void test_partial_merge(void **state) {
     lines_free(&whole);
     lines_free(&merged);
     /* a different key cannot merge them */
-    make_profile(TOKMARK_SCHEME_SYNTHID, 7, "synthid2.key");
+    tokmark_profile_free(make_profile(TOKMARK_SCHEME_SYNTHID, 7, "synthid2.key"));
     const char *x[] = {"merge", "--profile", "synthid2.key", "a.part", NULL};
     assert_int_equal(run_tool(NULL, x), 3);
     /* a damaged partial is refused */
