@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libsodium libcrypto libpcre2-8 jansson
+PKGS    := libsodium libcrypto libpcre2-8 jansson libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
@@ -45,8 +45,9 @@ $(BUILD)/libtokmark.so: $(LIB_OBJ)
 
 # The CLI: tools/tokmark.c (commands in tools/cmd_*.h) plus the tool-side
 # modules in tools/cli/*.c (input reading, the reference LM, ...).  It reads
-# JSON with jansson and compressed input with zlib and libzstd.
-CLI_PKGS   := jansson zlib libzstd
+# JSON with jansson and compressed input with zlib and libzstd; `tokmark report`
+# draws its PDF with cairo and pango (pangocairo).
+CLI_PKGS   := jansson zlib libzstd pangocairo
 CLI_CFLAGS := $(shell pkg-config --cflags $(CLI_PKGS)) -Itools/cli
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS))
 CLI_SRC    := $(wildcard tools/cli/*.c)
@@ -97,6 +98,7 @@ tokenizer-vectors:
 	    npm install --silent --no-audit --no-fund --prefix $(BUILD)/node $(HF_TOKENIZERS_NPM)
 	node tools/gen-tokenizer-vectors.js testvectors/tokenizer
 	node tools/gen-tokenizer-vectors-hf.js testvectors/tokenizer
+	node tools/gen-tokenizer-vectors-hf-norm.js testvectors/tokenizer
 
 # ---- benchmarks ----
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a

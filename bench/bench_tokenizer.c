@@ -201,7 +201,109 @@ static void bench_split(tokmark_tokenizer *t, const char *name, int scan) {
     }
 }
 
-int main(void) {
+/* Seconds of one encode of s[0..n) (the encoder made beforehand). */
+static double encode_secs(const tokmark_tokenizer *t, const char *s, size_t n, size_t *tokens) {
+    tokmark_tokenizer_encoder *e = NULL;
+    check(tokmark_tokenizer_encoder_create(&e, t), "encoder");
+    int32_t *ids = (int32_t *)malloc((n + 1) * sizeof *ids);
+    if (ids == NULL) exit(1);
+    double t0 = now();
+    check(tokmark_tokenizer_encoder_encode(e, s, n, ids, n + 1, tokens, 0), "encode");
+    double dt = now() - t0;
+    free(ids);
+    tokmark_tokenizer_encoder_free(e);
+    return dt;
+}
+
+/* Pathological single lines of 1 MB and 10 MB: random letters without spaces,
+ * one repeated character, a repeated 2-byte character (U+00E9), random digits.
+ * Prints both times and their ratio (about 10 when the time is linear). */
+static void pathological(const tokmark_tokenizer *t, const char *name) {
+    const size_t N = 10u << 20;
+    char *s = (char *)malloc(N);
+    if (s == NULL) exit(1);
+    static const char *const kinds[4] = {"no_spaces", "one_char", "two_byte_char", "digits"};
+    for (int k = 0; k < 4; k++) {
+        uint64_t x = 88172645463325252ull;
+        for (size_t i = 0; i < N; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s[i] = k == 0 ? (char)('a' + x % 26) : k == 1 ? 'a' : k == 2 ? (char)(i % 2 ? 0xA9 : 0xC3) : (char)('0' + x % 10);
+        }
+        size_t n1 = 0, n10 = 0;
+        double t1 = encode_secs(t, s, N / 10, &n1), t10 = encode_secs(t, s, N, &n10);
+        printf("tokenize_1MB_%s_%s %.3f s (%.1f MB/s)\n", kinds[k], name, t1, (double)(N / 10) / t1 / 1e6);
+        printf("tokenize_10MB_%s_%s %.3f s (%.1f MB/s)\n", kinds[k], name, t10, (double)N / t10 / 1e6);
+        printf("tokenize_10MB_over_1MB_%s_%s %.1f x (10 = linear)\n", kinds[k], name, t10 / t1);
+        fflush(stdout);
+    }
+    free(s);
+}
+
+/* Hugging Face tokenizer.json files of data/tokenizers: load time, MB/s on
+ * the English text, the pathological lines, and npm @anush008/tokenizers
+ * (bench/hf-tokenizers-bench.js) on the same text when node has it. */
+static void bench_hf(int patho) {
+    static const char *const hf[3] = {"gpt2", "llama3", "mistral"};
+    double ours[3] = {0, 0, 0}, load[3] = {0, 0, 0};
+    char fpath[3][512];
+    for (int i = 0; i < 3; i++) {
+        const char *dir = getenv("TOKMARK_DATA_DIR");
+        snprintf(fpath[i], sizeof fpath[i], "%s/%s.tokenizer.json", dir != NULL && dir[0] ? dir : "data/tokenizers", hf[i]);
+        tokmark_tokenizer *t = NULL;
+        size_t line = 0, ntok = 0;
+        double t0 = now();
+        int rc = tokmark_tokenizer_load(&t, fpath[i], &line);
+        if (rc != TOKMARK_OK) {
+            printf("tokenize_english_hf_%s - (%s: %s; run scripts/fetch-tokenizers.sh)\n", hf[i], fpath[i],
+                   tokmark_error_name(rc));
+            continue;
+        }
+        load[i] = (now() - t0) * 1e3;
+        printf("tokenizer_load_hf_%s %.1f ms\n", hf[i], load[i]);
+        ours[i] = mbps(t, corpus, corpus_len, 5, &ntok);
+        printf("tokenize_english_hf_%s %.1f MB/s\n", hf[i], ours[i]);
+        printf("tokenize_english_hf_%s_bytes_per_token %.2f -\n", hf[i], (double)corpus_len / (double)ntok);
+        fflush(stdout);
+        if (patho && i != 1) pathological(t, hf[i]);
+        tokmark_tokenizer_free(t);
+    }
+    /* npm @anush008/tokenizers on the same text */
+    char path[] = "/tmp/tokmark-bench-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "wb");
+    if (f == NULL) return;
+    fwrite(corpus, 1, corpus_len, f);
+    fclose(f);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "node bench/hf-tokenizers-bench.js %s %s %s %s 2>&1", path, fpath[0], fpath[1], fpath[2]);
+    FILE *p = popen(cmd, "r");
+    char buf[512];
+    int got = 0;
+    while (p != NULL && fgets(buf, sizeof buf, p) != NULL) {
+        char name[64];
+        double mb, ms;
+        if (sscanf(buf, "%63s %lf %lf", name, &mb, &ms) == 3) {
+            for (int i = 0; i < 3; i++)
+                if (strstr(fpath[i], name) != NULL && ours[i] > 0) {
+                    printf("npm_hf_tokenizers_load_%s %.1f ms\n", hf[i], ms);
+                    printf("npm_hf_tokenizers_english_%s %.1f MB/s\n", hf[i], mb);
+                    printf("tokenize_english_hf_%s_vs_npm_hf_tokenizers %.1f x\n", hf[i], ours[i] / mb);
+                    printf("tokenizer_load_hf_%s_vs_npm_hf_tokenizers %.1f x faster\n", hf[i], ms / load[i]);
+                    got = 1;
+                }
+        } else if (!got)
+            printf("npm_hf_tokenizers - %s", buf); /* the script's reason for skipping */
+    }
+    if (p != NULL) pclose(p);
+    unlink(path);
+}
+
+int main(int argc, char **argv) {
+    /* `bench_tokenizer hf`: only the pathological inputs and the tokenizer.json part */
+    int only_hf = argc > 1 && strcmp(argv[1], "hf") == 0;
     check(tokmark_init(), "init");
     build_corpus();
     if (corpus_len < (1u << 20)) {
@@ -212,6 +314,17 @@ int main(void) {
     tokmark_tokenizer *tok[4];
     double ours[4];
     printf("tokenizer_corpus_english %.2f MB\n", (double)corpus_len / 1e6);
+    if (only_hf) {
+        size_t line = 0;
+        for (int i = 0; i < 2; i++) {
+            check(tokmark_tokenizer_load(&tok[i], names[i], &line), names[i]);
+            pathological(tok[i], names[i]);
+            tokmark_tokenizer_free(tok[i]);
+        }
+        bench_hf(1);
+        free(corpus);
+        return 0;
+    }
     for (int i = 0; i < 4; i++) {
         size_t line = 0, ntok = 0;
         double t0 = now();
@@ -232,33 +345,9 @@ int main(void) {
     printf("tokenize_english_cl100k_base_threads%d %.1f MB/s\n", nt, many);
     printf("tokenize_thread_scaling_%d %.2f x\n", nt, many / one);
 
-    /* pathological: 10 MB of one character; 10 MB of letters without spaces */
-    const size_t N = 10u << 20;
-    char *s = (char *)malloc(N);
-    if (s == NULL) return 1;
-    size_t k;
-    memset(s, 'a', N);
-    double t0 = now();
-    double v = mbps(tok[0], s, N, 1, &k);
-    printf("tokenize_10MB_one_char_cl100k_base %.2f s\n", now() - t0);
-    printf("tokenize_10MB_one_char_cl100k_base_rate %.1f MB/s\n", v);
-    memset(s, 'a', N / 10);
-    v = mbps(tok[0], s, N / 10, 1, &k);
-    printf("tokenize_1MB_one_char_cl100k_base_rate %.1f MB/s\n", v);
-    uint64_t x = 88172645463325252ull;
-    for (size_t i = 0; i < N; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s[i] = (char)('a' + (x % 26));
-    }
-    t0 = now();
-    v = mbps(tok[0], s, N, 1, &k);
-    printf("tokenize_10MB_no_spaces_cl100k_base %.2f s\n", now() - t0);
-    printf("tokenize_10MB_no_spaces_cl100k_base_rate %.1f MB/s\n", v);
-    v = mbps(tok[0], s, N / 10, 1, &k);
-    printf("tokenize_1MB_no_spaces_cl100k_base_rate %.1f MB/s\n", v);
-    free(s);
+    /* pathological inputs (1 MB and 10 MB lines), then the Hugging Face tokenizers */
+    for (int i = 0; i < 2; i++) pathological(tok[i], names[i]);
+    bench_hf(1);
 
     /* npm tiktoken on the same text, when available */
     double theirs[4] = {0, 0, 0, 0};

@@ -103,6 +103,23 @@ for name, (norm, pretok) in {
     with open(os.path.join(hf_dir, name), "wb") as out:
         out.write(json.dumps(dict(sp, normalizer=norm, pre_tokenizer=pretok), ensure_ascii=False,
                              separators=(",", ":")).encode("utf-8"))
+# Normalizers and added-token flags (SPEC.md §9.8, §9.10): the GPT-2 cut with
+# NFKC and flagged added tokens; the SentencePiece file with a longer chain.
+flags = [{"id": 0, "content": c, "special": sp_, "normalized": nm, "lstrip": ls, "rstrip": rs, "single_word": sw}
+         for c, sp_, nm, ls, rs, sw in (("<l>", False, False, True, False, False), ("<r>", True, False, False, True, False),
+                                        ("word", False, True, False, False, True), ("\ufb01x", False, True, False, False, False))]
+p = os.path.join(root, "data", "tokenizers", "gpt2.tokenizer.json")
+if os.path.exists(p):
+    d = json.loads(cut(p, 40))
+    d["normalizer"] = {"type": "NFKC"}
+    d["added_tokens"] = d["added_tokens"] + flags
+    with open(os.path.join(hf_dir, "gpt2_nfkc_flags"), "wb") as out:
+        out.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+chain = {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "Lowercase"}, {"type": "Strip"},
+                                             {"type": "NFC"}] + sp["normalizer"]["normalizers"]}
+with open(os.path.join(hf_dir, "sp_norm_chain"), "wb") as out:
+    out.write(json.dumps(dict(sp, normalizer=chain, added_tokens=sp["added_tokens"] + flags), ensure_ascii=False,
+                         separators=(",", ":")).encode("utf-8"))
 for name, data in {
     "not_json": b"{\"model\": ",
     "empty_object": b"{}",

@@ -205,6 +205,15 @@ size_t tokmark_profile_account_len(const tokmark_profile *p); /* 0 for a master 
 /* Write the public description (parameters and key ID, never the key) as
  * "name value" lines into buf; returns the length it needs (like snprintf). */
 size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size);
+/* A commitment to the profile's master key (SPEC.md §2.8): BLAKE2b-256 of
+ * "tokmark key commitment v1\n" ‖ opening ‖ master key ‖ key ID.  The
+ * commitment can be published (audit reports); revealing the opening and the
+ * key later proves which key it was.  `opening` must be 32 fresh random
+ * bytes, kept secret until then.  TOKMARK_OK or TOKMARK_ERR_INVALID/_CRYPTO. */
+#define TOKMARK_COMMITMENT_BYTES 32
+TOKMARK_NODISCARD int tokmark_profile_commitment(const tokmark_profile *p,
+                                                 const uint8_t opening[TOKMARK_COMMITMENT_BYTES],
+                                                 uint8_t out[TOKMARK_COMMITMENT_BYTES]);
 
 /* ------------------------------------------------------------------------ */
 /* Key rings: several profiles tested together (rotation, accounts)          */
@@ -563,9 +572,11 @@ uint64_t tokmark_compat_seed(const tokmark_compat *c, const int32_t *window);
  * SPEC §10.5), exact p-values.  The profile must outlive it. */
 typedef struct tokmark_compat_detector tokmark_compat_detector;
 
-/* dedup_capacity: units remembered for the corpus (0: 1<<22); the per-document
+/* dedup_capacity: units remembered for the corpus (0: 1<<20); the per-document
  * set holds as many.  Units beyond it are dropped (not scored) and counted.
- * All memory is allocated here. */
+ * All memory is allocated here: about 40 bytes per unit of capacity, plus
+ * for LeftHash-type KGW a greenlist cache of 256·V/8 bytes and 8·V bytes.
+ * TOKMARK_ERR_INVALID (capacity above 2^40), TOKMARK_ERR_NOMEM. */
 TOKMARK_NODISCARD int tokmark_compat_detector_create(tokmark_compat_detector **out, const tokmark_compat *c,
                                                      uint64_t dedup_capacity);
 void tokmark_compat_detector_free(tokmark_compat_detector *d); /* NULL is a no-op */
@@ -616,7 +627,9 @@ typedef struct tokmark_tokenizer_encoder tokmark_tokenizer_encoder;
  * A path ending in ".json" is a Hugging Face tokenizer.json (SPEC.md §9.8):
  * byte-level BPE (GPT-2, Llama 3, Qwen2 style) or, SPEC.md §9.9,
  * SentencePiece-style BPE (Llama 2, Mistral 7B: Prepend/Replace normalizer or
- * Metaspace, byte fallback, unk_token), named after the file name up to its
+ * Metaspace, byte fallback, unk_token), with the normalizers of SPEC.md §9.10
+ * (NFC, NFD, NFKC, NFKD, Lowercase, Strip, Prepend, Replace) and added tokens
+ * with all their flags, named after the file name up to its
  * first dot; TOKMARK_ERR_FORMAT for bad JSON (*errline: its line) or
  * an inconsistent model, TOKMARK_ERR_UNSUPPORTED for a normalizer,
  * pre-tokenizer, model or decoder outside that subset. */

@@ -6,7 +6,7 @@
 #                    grouped into documents of about 4 KB
 #   /usr/share/common-licenses   the licence texts (base-files), one per file
 #   man pages        every MAN_EVERY-th page of /usr/share/man/man1 (sorted),
-#                    rendered with groff -Tutf8 -man and col -b
+#                    rendered with groff -Tutf8 -man (no hyphenation) and col -b
 #
 # usage: scripts/build-corpus.sh [OUT]      (default data/corpus; git-ignored)
 #
@@ -90,7 +90,7 @@ for p in $(ls /usr/share/man/man1/*.1.gz 2>/dev/null | sort); do
     [ -L "$p" ] && continue
     name=$(basename "$p" .1.gz)
     zcat "$p" 2>/dev/null | grep -q '^\.so ' && continue # a link to another page
-    zcat "$p" 2>/dev/null | groff -Tutf8 -man -P-c 2>/dev/null | col -bx 2>/dev/null |
+    zcat "$p" 2>/dev/null | groff -Tutf8 -man -rHY=0 -P-c 2>/dev/null | col -bx 2>/dev/null |
         cat -s | place man "$name"
 done
 

@@ -6,7 +6,8 @@
 #   libssl-dev      libcrypto: AES (EVP) for the portable backend
 #   libcmocka-dev   the unit-test framework
 #   libjansson-dev  the tests (reading the JSON Lines vectors) and the CLI's
-#                   `tokenize --jsonl` / `detokenize --jsonl`
+#                   `tokenize --jsonl` / `detokenize --jsonl`; `tokmark scan`'s JSON
+#                   validator of record (strict UTF-8, positions; chosen by measurement, README)
 #   libpcre2-dev    the tokenizers' split patterns (PCRE2 with JIT, Unicode properties)
 #   zlib1g-dev, libzstd-dev  `tokmark scan` reads .gz and .zst input streaming
 #   libutf8proc-dev the NFC/NFKC normalizers of Hugging Face tokenizer.json files
@@ -15,11 +16,15 @@
 #                   is missing, so a newer Node from elsewhere is kept)
 #   locales         tests only: a decimal-comma locale (de_DE.UTF-8) proves that
 #                   key files are written and read independently of the locale
+#   bible-kjv, fortunes, groff-base, bsdextrautils  scripts/build-corpus.sh: the King James
+#                   Bible (`bible`), the English fortune files, and man pages rendered to
+#                   text (groff, col) make the reference language model's corpus
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq build-essential pkg-config libsodium-dev libssl-dev libcmocka-dev \
-    libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev libutf8proc-dev locales >/dev/null
+    libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev libutf8proc-dev locales \
+    bible-kjv fortunes groff-base bsdextrautils >/dev/null
 if ! command -v npm >/dev/null 2>&1; then
     apt-get install -y -qq nodejs npm >/dev/null
 fi

@@ -888,7 +888,7 @@ static int parse_text(const char *text, size_t len, plist *l, size_t *errline) {
         if (n == 0 || s[0] == '#') continue;
         if (!in_profile) {
             if (!name_eq(s, n, FILE_MAGIC)) {
-                rc = TOKMARK_ERR_FORMAT;
+                rc = n >= 22 && memcmp(s, "tokmark-compat-profile", 22) == 0 ? TOKMARK_ERR_UNSUPPORTED : TOKMARK_ERR_FORMAT;
                 break;
             }
             memset(f, 0, sizeof f);
@@ -1094,4 +1094,25 @@ const tokmark_profile *tokmark_keyring_get(const tokmark_keyring *r, size_t i) {
 int tokmark_keyring_save(const tokmark_keyring *r, const char *path, int overwrite) {
     if (r == NULL) return TOKMARK_ERR_INVALID;
     return save_profiles((const tokmark_profile *const *)r->l.v, r->l.n, path, overwrite);
+}
+
+/* SPEC.md §2.8: a commitment to the master key that its holder can open
+ * later (the report's --commit-key).  BLAKE2b-256 of the domain string, the
+ * 32-byte opening, the master key and the key ID. */
+int tokmark_profile_commitment(const tokmark_profile *p, const uint8_t opening[TOKMARK_COMMITMENT_BYTES],
+                               uint8_t out[TOKMARK_COMMITMENT_BYTES]) {
+    static const char domain[] = "tokmark key commitment v1\n";
+    if (p == NULL || p->sec == NULL || opening == NULL || out == NULL) return TOKMARK_ERR_INVALID;
+    crypto_generichash_state st;
+    if (crypto_generichash_init(&st, NULL, 0, TOKMARK_COMMITMENT_BYTES) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)domain, sizeof domain - 1) != 0 ||
+        crypto_generichash_update(&st, opening, TOKMARK_COMMITMENT_BYTES) != 0 ||
+        crypto_generichash_update(&st, p->sec->master, TOKMARK_MASTER_KEY_BYTES) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)p->key_id, TOKMARK_KEY_ID_HEX) != 0 ||
+        crypto_generichash_final(&st, out, TOKMARK_COMMITMENT_BYTES) != 0) {
+        sodium_memzero(&st, sizeof st);
+        return TOKMARK_ERR_CRYPTO;
+    }
+    sodium_memzero(&st, sizeof st);
+    return TOKMARK_OK;
 }

@@ -221,6 +221,50 @@ static void test_buffer_too_small(void **state) {
     assert_int_equal(m, 0);
 }
 
+/* decode of random id sequences against npm tiktoken's decode (bytes; SPEC.md
+ * §9.6), from testvectors/tokenizer/tiktoken-decode.jsonl (tools/gen-tokenizer-vectors.js). */
+static void test_decode_oracle(void **state) {
+    (void)state;
+    FILE *f = fopen("testvectors/tokenizer/tiktoken-decode.jsonl", "r");
+    if (f == NULL) fail_msg("testvectors/tokenizer/tiktoken-decode.jsonl: %s", strerror(errno));
+    char *line = NULL;
+    size_t lcap = 0, n_cases[NENC] = {0, 0, 0, 0}, n_bad = 0;
+    ssize_t ll;
+    while ((ll = getline(&line, &lcap, f)) > 0) {
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)ll, 0, &jerr);
+        if (o == NULL) fail_msg("tiktoken-decode.jsonl: %s", jerr.text);
+        const char *enc = json_string_value(json_object_get(o, "encoding"));
+        const char *id = json_string_value(json_object_get(o, "id"));
+        json_t *ids = json_object_get(o, "decode_ids");
+        json_t *jh = json_object_get(o, "decoded_hex");
+        assert_true(enc != NULL && id != NULL && json_is_array(ids) && json_is_string(jh));
+        int k = -1;
+        for (int i = 0; i < NENC; i++)
+            if (strcmp(enc, enc_names[i]) == 0) k = i;
+        assert_true(k >= 0);
+        size_t n = json_array_size(ids), wl;
+        int32_t v[64];
+        assert_true(n <= 64);
+        for (size_t i = 0; i < n; i++) v[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        char *want = vector_text(NULL, jh, &wl);
+        char out[4096];
+        size_t dl = 0;
+        assert_int_equal(tokmark_tokenizer_decode(g_tok[k], v, n, out, sizeof out, &dl), TOKMARK_OK);
+        if (dl != wl || memcmp(out, want, wl) != 0) {
+            print_error("  %s %s: decode differs from npm tiktoken\n", enc, id);
+            n_bad++;
+        }
+        n_cases[k]++;
+        free(want);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    assert_int_equal(n_bad, 0);
+    for (int i = 0; i < NENC; i++) assert_int_equal(n_cases[i], 20);
+}
+
 static void test_decode_errors(void **state) {
     (void)state;
     int32_t ids[4] = {9906, 1917, 100256, 0}; /* 100256: no token in cl100k_base */
@@ -526,7 +570,7 @@ int main(void) {
         cmocka_unit_test(test_vectors_cl100k),  cmocka_unit_test(test_vectors_o200k),
         cmocka_unit_test(test_vectors_p50k),    cmocka_unit_test(test_vectors_r50k),
         cmocka_unit_test(test_names_and_sizes), cmocka_unit_test(test_buffer_too_small),
-        cmocka_unit_test(test_decode_errors),   cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_decode_errors),   cmocka_unit_test(test_decode_oracle),   cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_bpe_by_hand),     cmocka_unit_test(test_rank_file_errors),
         cmocka_unit_test(test_load_paths),      cmocka_unit_test(test_pathological),
         cmocka_unit_test(test_threads),

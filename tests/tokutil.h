@@ -62,4 +62,63 @@ static inline char *vector_text(json_t *jt, json_t *jh, size_t *len) {
     return text;
 }
 
+/* Length of the UTF-8 sequence at s[0..n) when it is well-formed (RFC 3629),
+ * else 0; *sub receives the length of its maximal ill-formed subpart (≥ 1). */
+static inline size_t utf8_one(const uint8_t *s, size_t n, size_t *sub) {
+    uint8_t b = s[0];
+    size_t l;
+    uint8_t lo = 0x80, hi = 0xBF;
+    *sub = 1;
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) l = 2;
+    else if (b >= 0xE0 && b <= 0xEF) {
+        l = 3;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        l = 4;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    for (size_t k = 1; k < l; k++) {
+        if (k >= n) return 0;
+        uint8_t c = s[k];
+        if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return 0;
+        *sub = k + 1;
+    }
+    return l;
+}
+
+static inline int utf8_valid(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t sub, l = utf8_one(s + i, n - i, &sub);
+        if (l == 0) return 0;
+        i += l;
+    }
+    return 1;
+}
+
+/* s with each maximal ill-formed subpart replaced by U+FFFD (Rust's
+ * String::from_utf8_lossy, the WHATWG decoder); malloc'd. */
+static inline char *utf8_lossy(const uint8_t *s, size_t n, size_t *out_len) {
+    char *o = (char *)malloc(3 * n + 1);
+    assert_non_null(o);
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        size_t sub, l = utf8_one(s + i, n - i, &sub);
+        if (l > 0) {
+            memcpy(o + w, s + i, l);
+            w += l;
+            i += l;
+        } else {
+            memcpy(o + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i += sub;
+        }
+    }
+    *out_len = w;
+    return o;
+}
+
 #endif

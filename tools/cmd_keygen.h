@@ -3,10 +3,13 @@
 #define TOKMARK_CMD_KEYGEN_H
 
 #include "cli.h"
+#include "cmd_compat.h" /* keygen --compat: compatibility profiles (SPEC.md section 10) */
+#include "cmd_report.h" /* keygen --signing: report-signing keys (SPEC.md section 13) */
 
 static const char cmd_keygen_help[] =
     "usage: tokmark keygen --scheme kgw|gumbel|synthid [PARAMETERS] [--force] -o FILE\n"
     "       tokmark keygen --from MASTERFILE --account ID [--account ID ...] [--force] -o FILE\n"
+    "       tokmark keygen --compat hf-kgw|lmw-kgw|hf-synthid|synthid ... -o FILE  (--compat --help)\n"
     "\n"
     "Create a profile: a new random secret key and the watermark parameters, written\n"
     "to FILE with mode 0600.  Prints the public key ID and a one-line summary; the\n"
@@ -97,6 +100,8 @@ static int keygen_tokenizer_ok(const char *s) {
 #define KEYGEN_MAX_ACCOUNTS 65536
 
 static int cmd_keygen(int argc, char **argv) {
+    if (compat_keygen_wanted(argc, argv)) return compat_keygen(argc, argv); /* tools/cmd_compat.h */
+    if (report_keygen_wanted(argc, argv)) return report_keygen(argc, argv); /* tools/cmd_report.h */
     cli_args a;
     cli_args_init(&a, argc, argv);
     const char *scheme_s = NULL, *seeding_s = NULL, *tokenizer = NULL, *from = NULL, *output = NULL;

@@ -3,6 +3,7 @@
 #define TOKMARK_CMD_KEYINFO_H
 
 #include "cli.h"
+#include "cmd_compat.h"
 
 static const char cmd_keyinfo_help[] =
     "usage: tokmark keyinfo [--force] FILE...\n"
@@ -58,6 +59,12 @@ static int cmd_keyinfo(int argc, char **argv) {
         size_t line = 0;
         int err = tokmark_keyring_new(&ring);
         if (err == TOKMARK_OK) err = tokmark_keyring_load(ring, files[f], flags, &line);
+        if (err == TOKMARK_ERR_UNSUPPORTED) { /* a compatibility profile (tools/cmd_compat.h) */
+            int code = compat_keyinfo(files[f], flags, &printed);
+            if (rc == EXIT_OK) rc = code;
+            tokmark_keyring_free(ring);
+            continue;
+        }
         if (err != TOKMARK_OK) {
             int code = cli_file_error(files[f], err, line, errno,
                                       err == TOKMARK_ERR_PERMISSIONS

@@ -8,6 +8,8 @@
 //        possibly ill-formed UTF-8; the oracle saw new TextDecoder().decode(bytes))
 //   "ordinary": ids of enc.encode_ordinary(text)
 //   "special":  ids of enc.encode(text, "all")
+// and testvectors/tokenizer/tiktoken-decode.jsonl: {"encoding", "id", "decode_ids",
+// "decoded_hex"}, enc.decode of 20 random id sequences per encoding (see below).
 // The test suite reads these files; it never needs node.
 //
 // Usage: node tools/gen-tokenizer-vectors.js [OUTDIR]   (make tokenizer-vectors)
@@ -201,5 +203,32 @@ for (const name of ENCODINGS) {
     fs.writeFileSync(path.join(outDir, name + '.jsonl'), lines.join('\n') + '\n');
     total += lines.length;
 }
+// decode of id sequences that encoding does not produce (SPEC.md §9.6): per encoding 20 random
+// sequences (fixed seed) of ids that tiktoken can decode (some below 300: single bytes, so that
+// characters are split), with special tokens among them; the bytes as hex.
+const dec = [];
+let dseed = 20240601;
+const drnd = () => ((dseed = (Math.imul(dseed, 1103515245) + 12345) >>> 0) / 4294967296);
+const N_VOCAB = { cl100k_base: 100277, o200k_base: 200019, p50k_base: 50281, r50k_base: 50257 }; // SPEC.md §9.2
+for (const name of ENCODINGS) {
+    const enc = tiktoken.get_encoding(name);
+    const nv = N_VOCAB[name];
+    for (let k = 0; k < 20; k++) {
+        const ids = [];
+        const n = 1 + Math.floor(drnd() * 12);
+        while (ids.length < n) {
+            const id = k < 10 ? Math.floor(drnd() * nv) : Math.floor(drnd() * 300);
+            try {
+                enc.decode(new Uint32Array([id]));
+                ids.push(id);
+            } catch (e) { /* no token of that id */ }
+        }
+        if (k === 9) ids.push({ cl100k_base: 100257, o200k_base: 199999 }[name] || 50256); // <|endoftext|>
+        const bytes = Buffer.from(enc.decode(new Uint32Array(ids)));
+        dec.push(JSON.stringify({ encoding: name, id: 'decode_random_' + k, decode_ids: ids, decoded_hex: bytes.toString('hex') }));
+    }
+    enc.free();
+}
+fs.writeFileSync(path.join(outDir, 'tiktoken-decode.jsonl'), dec.join('\n') + '\n');
 process.stderr.write(`gen-tokenizer-vectors: tiktoken ${version}: ${cases.length} cases x ${ENCODINGS.length} encodings = ${total} vectors in ${outDir}\n`);
 process.stderr.write(`gen-tokenizer-vectors: real text from ${sourcesUsed.join(', ')}\n`);

@@ -9,6 +9,9 @@
 #include "cmd_demo.h"
 #include "cmd_tokenize.h"
 #include "cmd_scan.h"
+#include "cmd_lm.h"
+#include "cmd_generate.h"
+#include "cmd_report.h"
 
 typedef struct command {
     const char *name;
@@ -22,6 +25,7 @@ static const command commands[] = {
      cmd_keygen_help},
     {"keyinfo", "show the key ID and parameters of key files (never the key)", cmd_keyinfo,
      cmd_keyinfo_help},
+    {"compat-detect", "score ids with a compatibility profile (transformers, lm-watermarking, synthid-text)", cmd_compat_detect, cmd_compat_detect_help},
     {"demo", "embed and detect end to end on a synthetic model (built-in defaults)", cmd_demo,
      cmd_demo_help},
     {"tokenize", "text to token ids (tiktoken encodings, token-exact)", cmd_tokenize, cmd_tokenize_help},
@@ -29,6 +33,9 @@ static const command commands[] = {
     {"scan", "look for the watermark in files, datasets and suspect-model outputs", cmd_scan, cmd_scan_help},
     {"merge", "combine partial scan results into one exact result", cmd_merge, cmd_merge_help},
     {"filter", "build a context filter from the provider's outputs (filter build)", cmd_filter, cmd_filter_help},
+    {"lm", "train, describe and evaluate the reference n-gram language model", cmd_lm, cmd_lm_help},
+    {"generate", "generate text with the reference model, watermark embedded", cmd_generate, cmd_generate_help},
+    {"report", "signed audit report of a scan (JSON, PDF, signatures); report verify", cmd_report, cmd_report_help},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

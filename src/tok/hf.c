@@ -1,21 +1,23 @@
-/* hf.c — Hugging Face tokenizer.json, byte-level BPE subset (SPEC.md §9.8)
- * and SentencePiece-style BPE (§9.9: normalizer Prepend / Replace, Metaspace,
- * byte_fallback, unk_token, fuse_unk, decoder Replace / ByteFallback / Fuse /
- * Strip; see sp_segment and sp_piece).
+/* hf.c — Hugging Face tokenizer.json: byte-level BPE (SPEC.md §9.8),
+ * SentencePiece-style BPE (§9.9: Metaspace, byte_fallback, unk_token,
+ * fuse_unk, decoder Replace / ByteFallback / Fuse / Strip; see sp_segment and
+ * sp_word), normalizers (§9.10: Prepend, Replace, NFC, NFD, NFKC, NFKD through
+ * utf8proc with Unicode 9.0's view of newer characters, Lowercase, Strip) and
+ * added tokens with every flag (special, normalized, lstrip, rstrip,
+ * single_word; split_added follows HF's AddedVocabulary::find_matches).
  *
- * Supported: normalizer null; pre_tokenizer ByteLevel, or Split (regex or
- * string, behavior Isolated) followed by ByteLevel, possibly inside a
- * Sequence; model BPE (vocab + merges as "a b" strings or [a, b] pairs,
- * ignore_merges, no dropout, no subword prefix/suffix, no byte fallback);
- * added_tokens (special or not, not lstrip/rstrip/single_word); decoder
- * ByteLevel or null.  Anything else is TOKMARK_ERR_UNSUPPORTED, with the
- * component named in tokmark_tokenizer_hf_unsupported().
+ * Supported pre-tokenizers: ByteLevel, or Split (regex or string, behavior
+ * Isolated) followed by ByteLevel, possibly inside a Sequence; Metaspace.
+ * Model BPE (vocab + merges as "a b" strings or [a, b] pairs, ignore_merges,
+ * no dropout, no subword prefix/suffix).  Anything else is
+ * TOKMARK_ERR_UNSUPPORTED, with the component named in tm_hf_unsupported().
  *
  * Vocabulary tokens are stored as raw bytes (the byte-level alphabet undone)
  * in the tokenizer's ordinary tables (blob, tok_off, tok_len, slots), so ids
  * are looked up by bytes as for tiktoken.  Merges live in a hash table keyed
  * by the pair of ids; BPE merges the pair of lowest merge rank, leftmost on
- * ties (what HF's Word::merge_all computes), with a heap. */
+ * ties (what HF's Word::merge_all computes), by a linear scan for a few
+ * symbols and with a heap for more. */
 #include "tok/tok.h"
 
 #include <stdio.h>
@@ -171,10 +173,12 @@ typedef struct hf_norm {
 } hf_norm;
 
 typedef struct hf_added {
-    uint8_t *text;    /* what is matched: the content, normalized when `normalized` (SPEC.md §9.10) */
-    size_t len;       /* 0: never matches (normalized to nothing) */
-    uint8_t *content; /* the content as written (decoding) */
+    uint8_t *text;    /* what is matched: the content, normalized when `normalized` (SPEC.md §9.8) */
+    size_t len;
+    uint8_t *content; /* the content as written */
     size_t clen;
+    uint8_t *dec;     /* what it decodes to: the content through the decoder (SPEC.md §9.8, §9.9) */
+    size_t dlen;
     int32_t id;
     int special;
     int normalized;
@@ -210,7 +214,9 @@ struct tm_hf {
     int32_t byte_tok[256];        /* id of "<0xNN>", or -1 */
     int32_t unk_id;               /* -1: no unk_token */
     int fuse_unk;
+    int sp_chunk;                 /* BPE may cut a piece before each run of U+2581 (see sp_piece) */
     tokmark_tokenizer raw;        /* the vocab by its own strings (blob, tok_off, tok_len, slots, mask) */
+    int dec_bytelevel;            /* byte-level decoder: ByteLevel (else null) */
     int dec_bytefallback;         /* decoder: ByteFallback, Replace a -> b, Fuse then Strip */
     char *dec_a, *dec_b;
     size_t dec_al, dec_bl;
@@ -237,6 +243,7 @@ void tm_hf_free(tm_hf *h) {
     for (size_t i = 0; i < h->n_added; i++) {
         free(h->added[i].text);
         free(h->added[i].content);
+        free(h->added[i].dec);
     }
     free(h->added);
     free(h->merges);
@@ -334,7 +341,8 @@ static char *dup_json_string(json_t *v, size_t *len) {
     return d;
 }
 
-/* normalizer: Prepend, Replace with a String pattern, or a Sequence of them. */
+/* normalizer: Prepend, Replace with a String pattern, NFC, NFD, NFKC, NFKD,
+ * Lowercase, Strip, or a Sequence of them (SPEC.md §9.10). */
 static int parse_normalizer(tm_hf *h, json_t *n) {
     const char *type = json_string_value(json_object_get(n, "type"));
     if (type == NULL) return TOKMARK_ERR_FORMAT;
@@ -370,9 +378,26 @@ static int parse_normalizer(tm_hf *h, json_t *n) {
         h->n_norm++;
         return m->a != NULL && m->b != NULL ? TOKMARK_OK : TOKMARK_ERR_NOMEM;
     }
-    return unsupported(strcmp(type, "NFC") == 0 ? "normalizer NFC"
-                       : strcmp(type, "NFKC") == 0 ? "normalizer NFKC"
-                                                   : "normalizer (type not supported)");
+    static const struct { const char *name; int kind; } simple[] = {
+        {"NFC", NORM_NFC}, {"NFD", NORM_NFD}, {"NFKC", NORM_NFKC}, {"NFKD", NORM_NFKD}, {"Lowercase", NORM_LOWERCASE}};
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
+        if (strcmp(type, simple[i].name) == 0) {
+            m->kind = simple[i].kind;
+            h->n_norm++;
+            return TOKMARK_OK;
+        }
+    if (strcmp(type, "Strip") == 0) {
+        m->kind = NORM_STRIP;
+        m->left = json_flag(n, "strip_left", 1);
+        m->right = json_flag(n, "strip_right", 1);
+        h->n_norm++;
+        return TOKMARK_OK;
+    }
+    return unsupported(strcmp(type, "BertNormalizer") == 0   ? "normalizer BertNormalizer"
+                       : strcmp(type, "Precompiled") == 0    ? "normalizer Precompiled"
+                       : strcmp(type, "StripAccents") == 0   ? "normalizer StripAccents"
+                       : strcmp(type, "Nmt") == 0            ? "normalizer Nmt"
+                                                             : "normalizer (type not supported)");
 }
 
 /* decoder of a SentencePiece-style file: Sequence of Replace (String),
@@ -618,6 +643,7 @@ static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int1
     h->mmask = ms - 1;
     char *cat = NULL;
     size_t catcap = 0;
+    h->sp_chunk = h->sp && !h->ignore_merges && tm_tok_rank(&h->raw, (const uint8_t *)"\xE2\x96\x81", 3) != TM_NO_RANK;
     for (size_t r = 0; r < nm; r++) {
         const char *a, *b;
         size_t al, bl;
@@ -640,6 +666,9 @@ static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int1
             free(cat);
             return rc;
         }
+        /* a merge that joins a part ending in another character to one starting with U+2581 */
+        if (bl >= 3 && memcmp(b, "\xE2\x96\x81", 3) == 0 && !(al >= 3 && memcmp(a + al - 3, "\xE2\x96\x81", 3) == 0))
+            h->sp_chunk = 0;
         uint64_t k = pair_hash(ia, ib) & h->mmask;
         while (h->merges[k].a != TM_NO_RANK && !(h->merges[k].a == ia && h->merges[k].b == ib))
             k = (k + 1) & h->mmask;
@@ -650,12 +679,45 @@ static int parse_model(tokmark_tokenizer *t, tm_hf *h, json_t *model, const int1
     return TOKMARK_OK;
 }
 
+static int normalize(const tm_hf *h, tm_hf_scratch *s, const uint8_t *p, size_t n, const uint8_t **out, size_t *on);
+
 /* Added tokens.  Their ids are assigned as HF's AddedVocabulary::add_tokens
  * does when it reads a file (the "id" fields are not used): the id of the same
  * content among earlier added tokens or in the model's vocab; otherwise the
  * largest added id + 1 when that is at least the number of vocab entries,
  * else that number. */
-static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *vocab) {
+/* What an added token decodes to, as HF's decoders treat its content (a
+ * token string like any other): ByteLevel maps each character back to its
+ * byte when all are in the byte-level alphabet (else the content is kept);
+ * SentencePiece-style, ByteFallback turns "<0xNN>" into its byte, else the
+ * decoder's Replace applies; no decoder: the content. */
+static int added_decoded(const tm_hf *h, const int16_t cp_to_byte[512], hf_added *a) {
+    size_t grow = h->dec_al > 0 && h->dec_bl > h->dec_al ? h->dec_bl : 1;
+    a->dec = (uint8_t *)malloc(a->clen * grow + 1);
+    if (a->dec == NULL) return TOKMARK_ERR_NOMEM;
+    const char *c = (const char *)a->content;
+    size_t n = a->clen, o = 0;
+    long bl = -1;
+    if (!h->sp && h->dec_bytelevel) bl = unmap(cp_to_byte, a->content, n, a->dec);
+    if (bl >= 0) o = (size_t)bl;
+    else if (h->sp && h->dec_bytefallback && n == 6 && memcmp(c, "<0x", 3) == 0 && c[5] == '>' &&
+             hexdig(c[3]) >= 0 && hexdig(c[4]) >= 0)
+        a->dec[o++] = (uint8_t)(hexdig(c[3]) << 4 | hexdig(c[4]));
+    else
+        for (size_t i = 0; i < n;) {
+            if (h->sp && h->dec_al > 0 && i + h->dec_al <= n && memcmp(c + i, h->dec_a, h->dec_al) == 0) {
+                memcpy(a->dec + o, h->dec_b, h->dec_bl);
+                o += h->dec_bl;
+                i += h->dec_al;
+            } else
+                a->dec[o++] = (uint8_t)c[i++];
+        }
+    a->dlen = o;
+    return TOKMARK_OK;
+}
+
+static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *vocab, tm_hf_scratch *scratch,
+                       const int16_t cp_to_byte[512]) {
     if (arr == NULL || json_is_null(arr)) return TOKMARK_OK;
     if (!json_is_array(arr)) return TOKMARK_ERR_FORMAT;
     size_t n = json_array_size(arr);
@@ -668,14 +730,12 @@ static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *voca
         if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 ||
             json_integer_value(id) >= (json_int_t)INT32_MAX || json_string_length(c) == 0)
             return TOKMARK_ERR_FORMAT;
-        if (json_flag(v, "lstrip", 0) || json_flag(v, "rstrip", 0) || json_flag(v, "single_word", 0))
-            return unsupported("added_tokens: lstrip / rstrip / single_word");
         hf_added *a = &h->added[h->n_added];
-        a->len = json_string_length(c);
+        a->clen = json_string_length(c);
         int64_t nid = -1, max_added = -1;
-        json_t *vv = json_object_getn(vocab, json_string_value(c), a->len);
+        json_t *vv = json_object_getn(vocab, json_string_value(c), a->clen);
         for (size_t j = 0; j < h->n_added; j++) {
-            if (h->added[j].len == a->len && memcmp(h->added[j].text, json_string_value(c), a->len) == 0)
+            if (h->added[j].clen == a->clen && memcmp(h->added[j].content, json_string_value(c), a->clen) == 0)
                 nid = h->added[j].id;
             if (h->added[j].id > max_added) max_added = h->added[j].id;
         }
@@ -685,15 +745,32 @@ static int parse_added(tokmark_tokenizer *t, tm_hf *h, json_t *arr, json_t *voca
             nid = max_added >= vs ? max_added + 1 : vs;
         }
         if (nid >= INT32_MAX) return TOKMARK_ERR_FORMAT;
-        a->text = (uint8_t *)malloc(a->len);
-        if (a->text == NULL) return TOKMARK_ERR_NOMEM;
+        a->content = (uint8_t *)malloc(a->clen);
+        if (a->content == NULL) return TOKMARK_ERR_NOMEM;
         h->n_added++;
-        memcpy(a->text, json_string_value(c), a->len);
+        memcpy(a->content, json_string_value(c), a->clen);
         a->id = (int32_t)nid;
         a->special = json_flag(v, "special", 0);
         a->normalized = json_flag(v, "normalized", !a->special);
-        if (a->normalized && h->n_norm > 0) /* would be matched in the normalized text */
-            return unsupported("added_tokens: normalized with a normalizer");
+        a->lstrip = json_flag(v, "lstrip", 0);
+        a->rstrip = json_flag(v, "rstrip", 0);
+        a->single_word = json_flag(v, "single_word", 0);
+        int rc0;
+        /* a normalized token is matched in normalized text, as its normalized content */
+        const uint8_t *np = a->content;
+        size_t nn = a->clen;
+        if (a->normalized && h->n_norm > 0) {
+            int rc = normalize(h, scratch, a->content, a->clen, &np, &nn);
+            if (rc != TOKMARK_OK) return rc;
+        }
+        if (nn == 0) /* HF would match the empty string everywhere */
+            return unsupported("added_tokens: a normalized token that the normalizer makes empty");
+        rc0 = added_decoded(h, cp_to_byte, a);
+        if (rc0 != TOKMARK_OK) return rc0;
+        a->len = nn;
+        a->text = (uint8_t *)malloc(nn + 1);
+        if (a->text == NULL) return TOKMARK_ERR_NOMEM;
+        memcpy(a->text, np, nn);
         for (int all = 0; all < 2; all++)
             if (all || !a->special) h->first_byte[all][a->text[0] >> 3] |= (uint8_t)(1u << (a->text[0] & 7));
         if ((uint32_t)a->id + 1 > t->n_vocab) t->n_vocab = (uint32_t)a->id + 1;
@@ -748,21 +825,21 @@ int tm_hf_load(tokmark_tokenizer **out, const char *path, const uint8_t *data, s
     json_t *norm = json_object_get(root, "normalizer");
     if (norm != NULL && json_is_null(norm)) norm = NULL;
     h->sp = nbl == 0;
+    if (rc == TOKMARK_OK && norm != NULL) rc = parse_normalizer(h, norm);
     if (rc == TOKMARK_OK && !h->sp) {
-        /* byte-level: no normalizer, exactly one ByteLevel, last, no Metaspace */
-        if (norm != NULL) rc = unsupported("normalizer with a ByteLevel pre-tokenizer");
-        else if (nbl != 1 || h->steps[h->n_steps - 1].kind != STEP_BYTELEVEL || h->ms)
+        /* byte-level: exactly one ByteLevel, last, no Metaspace */
+        if (nbl != 1 || h->steps[h->n_steps - 1].kind != STEP_BYTELEVEL || h->ms)
             rc = unsupported("pre_tokenizer without a final ByteLevel (only byte-level BPE is supported)");
         else if ((v = json_object_get(root, "decoder")) != NULL && !json_is_null(v)) {
             const char *dt = json_string_value(json_object_get(v, "type"));
             if (dt == NULL || strcmp(dt, "ByteLevel") != 0) rc = unsupported("decoder (only ByteLevel)");
+            h->dec_bytelevel = 1;
         }
     } else if (rc == TOKMARK_OK) {
         /* SentencePiece-style: Prepend/Replace normalizer and/or one Metaspace */
         if (nsplit > 0) rc = unsupported("pre_tokenizer Split without ByteLevel");
         else if (norm == NULL && !h->ms)
             rc = unsupported("pre_tokenizer null without a normalizer (neither byte-level nor SentencePiece-style)");
-        if (rc == TOKMARK_OK && norm != NULL) rc = parse_normalizer(h, norm);
         if (rc == TOKMARK_OK && (v = json_object_get(root, "decoder")) != NULL && !json_is_null(v))
             rc = parse_decoder_sp(h, v);
     }
@@ -772,7 +849,11 @@ int tm_hf_load(tokmark_tokenizer **out, const char *path, const uint8_t *data, s
     }
     if (rc == TOKMARK_OK) {
         t->n_vocab = t->n_ranks;
-        rc = parse_added(t, h, json_object_get(root, "added_tokens"), json_object_get(v, "vocab"));
+        tm_hf_scratch scratch;
+        memset(&scratch, 0, sizeof scratch);
+        rc = parse_added(t, h, json_object_get(root, "added_tokens"), json_object_get(v, "vocab"), &scratch,
+                         cp_to_byte);
+        tm_hf_scratch_free(&scratch);
     }
     for (size_t i = 0; i < h->n_steps; i++) t->jit |= h->steps[i].jit;
     json_decref(root);
@@ -789,8 +870,8 @@ const char *tm_hf_name(const tm_hf *h) { return h->name; }
 const uint8_t *tm_hf_added_bytes(const tm_hf *h, int32_t id, size_t *len) {
     for (size_t i = 0; i < h->n_added; i++)
         if (h->added[i].id == id) {
-            *len = h->added[i].len;
-            return h->added[i].text;
+            *len = h->added[i].dlen;
+            return h->added[i].dec;
         }
     return NULL;
 }
@@ -800,12 +881,13 @@ const uint8_t *tm_hf_added_bytes(const tm_hf *h, int32_t id, size_t *len) {
 void tm_hf_scratch_free(tm_hf_scratch *s) {
     free(s->buf);
     free(s->pre);
-    free(s->norm[0]);
-    free(s->norm[1]);
+    for (int k = 0; k < 4; k++) free(s->norm[k]);
+    free(s->u32);
     memset(s, 0, sizeof *s);
 }
 
 static int bpe_reserve(tm_hf_scratch *s, size_t n);
+#define HF_LINEAR_MAX 48 /* BPE of at most this many symbols scans linearly */
 static void bpe_merge(const tm_hf *h, tm_hf_scratch *s, uint32_t N, tm_tok_out *o);
 
 /* BPE of one piece by merge rank (HF Word::merge_all), appended to o. */
@@ -848,6 +930,29 @@ static int bpe_reserve(tm_hf_scratch *s, size_t n) {
 /* Merge the N symbols whose ids the caller put in the id array of s (see
  * below) by merge rank, leftmost on ties (HF Word::merge_all); emit them. */
 static void bpe_merge(const tm_hf *h, tm_hf_scratch *s, uint32_t N, tm_tok_out *o) {
+    if (N <= HF_LINEAR_MAX) { /* few symbols: a linear scan per merge (the same merges, in the same order) */
+        uint32_t *lid = (uint32_t *)(void *)(s->buf + 4 * s->size) + 2 * s->size;
+        const hf_merge *lm[HF_LINEAR_MAX];
+        uint32_t m = N;
+        for (uint32_t i = 0; i + 1 < m; i++) lm[i] = merge_find(h, lid[i], lid[i + 1]);
+        for (;;) {
+            uint32_t best = TM_NO_RANK, bi = 0;
+            for (uint32_t i = 0; i + 1 < m; i++)
+                if (lm[i] != NULL && lm[i]->rank < best) {
+                    best = lm[i]->rank;
+                    bi = i;
+                }
+            if (best == TM_NO_RANK) break;
+            lid[bi] = lm[bi]->id;
+            memmove(lid + bi + 1, lid + bi + 2, (m - bi - 2) * sizeof lid[0]);
+            if (bi + 2 < m) memmove(lm + bi + 1, lm + bi + 2, (m - bi - 3) * sizeof lm[0]);
+            m--;
+            if (bi + 1 < m) lm[bi] = merge_find(h, lid[bi], lid[bi + 1]);
+            if (bi > 0) lm[bi - 1] = merge_find(h, lid[bi - 1], lid[bi]);
+        }
+        for (uint32_t i = 0; i < m; i++) tm_tok_emit(o, lid[i]);
+        return;
+    }
     /* heap: 4n entries of (rank << 32 | position); then nxt, prv, id, rk (n each) */
     uint64_t *hp = s->buf;
     uint32_t *nxt = (uint32_t *)(void *)(s->buf + 4 * s->size), *prv = nxt + s->size, *id = prv + s->size,
@@ -1046,7 +1151,7 @@ static int prepend_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, con
 /* Model BPE on one piece: characters by the vocab, else their <0xNN> byte
  * tokens (byte_fallback), else the unknown token (fused when fuse_unk);
  * then merges (HF BPE::merge_word). */
-static int sp_piece(hf_ctx *c, const uint8_t *p, size_t n) {
+static int sp_word(hf_ctx *c, const uint8_t *p, size_t n) {
     const tm_hf *h = c->t->hf;
     if (n == 0) return TOKMARK_OK;
     if (h->ignore_merges) {
@@ -1093,26 +1198,240 @@ static int sp_piece(hf_ctx *c, const uint8_t *p, size_t n) {
     return TOKMARK_OK;
 }
 
-/* One segment of text between added tokens: the normalizer, Metaspace (its
- * replacement, prepend scheme and split), then BPE of each piece.  `first`:
- * the segment starts the text (Metaspace's prepend_scheme "first"). */
-static int sp_segment(hf_ctx *c, const uint8_t *p, size_t n, int first) {
+/* A piece of SentencePiece-style BPE.  Without a pre-tokenizer (Llama 2,
+ * Mistral) a piece is the whole text between added tokens, and one BPE over
+ * megabytes is slow (a large heap, cache misses).  When no merge joins a part
+ * that ends in a character other than U+2581 to a part that starts with
+ * U+2581, and U+2581 is a vocabulary token (so no unknown-token run spans it),
+ * no merge can cross the start of a run of U+2581: BPE of the piece is then
+ * the concatenation of BPE of its parts cut there (the merges inside each
+ * part happen in the same relative order), which is what this computes for
+ * long pieces (SPEC.md §9.9, same ids). */
+static int sp_piece(hf_ctx *c, const uint8_t *p, size_t n) {
     const tm_hf *h = c->t->hf;
+    if (!h->sp_chunk || n <= 256) return sp_word(c, p, n);
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++)
+        if (p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 &&
+            !(i >= 3 && p[i - 3] == 0xE2 && p[i - 2] == 0x96 && p[i - 1] == 0x81)) {
+            int rc = sp_word(c, p + start, i - start);
+            if (rc != TOKMARK_OK) return rc;
+            start = i;
+            i += 2;
+        }
+    return sp_word(c, p + start, n - start);
+}
+
+/* ---- normalizers (SPEC.md §9.10) ---- */
+
+/* Code points that utf8proc (Unicode 15.0 in 2.8.0) normalizes but the
+ * reference's tables (Unicode 9.0, crate unicode-normalization-alignments)
+ * do not know: characters assigned in Unicode 10.0-15.0 that have a
+ * decomposition, a non-zero canonical combining class or take part in a
+ * composition.  For the reference they are starters without a decomposition
+ * that compose with nothing, so text is normalized in runs between them and
+ * they are copied as they are.  Found by comparing utf8proc with the reference
+ * on every code point (alone, and between U+0301 and U+0316 to reveal the
+ * combining class); tests/test_tokenizer_hf.c checks every code point against
+ * the reference's digests in testvectors/tokenizer/hf-normalizers.txt. */
+static const uint32_t UNI9_OPAQUE[][2] = {
+    {0x7FD, 0x7FD},     {0x898, 0x89F},     {0x8CA, 0x8D3},     {0x9FE, 0x9FE},     {0xC3C, 0xC3C},
+    {0xD3B, 0xD3C},     {0xEBA, 0xEBA},     {0x1715, 0x1715},   {0x1ABF, 0x1ACE},   {0x1DF6, 0x1DFA},
+    {0x32FF, 0x32FF},   {0xA7F2, 0xA7F4},   {0xA82C, 0xA82C},   {0xAB69, 0xAB69},   {0x10781, 0x10785},
+    {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x10D24, 0x10D27}, {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF},
+    {0x10F46, 0x10F50}, {0x10F82, 0x10F85}, {0x11070, 0x11070}, {0x1133B, 0x1133B}, {0x1145E, 0x1145E},
+    {0x11839, 0x1183A}, {0x11930, 0x11930}, {0x11935, 0x11935}, {0x11938, 0x11938}, {0x1193D, 0x1193E},
+    {0x11943, 0x11943}, {0x119E0, 0x119E0}, {0x11A34, 0x11A34}, {0x11A47, 0x11A47}, {0x11A99, 0x11A99},
+    {0x11D42, 0x11D42}, {0x11D44, 0x11D45}, {0x11D97, 0x11D97}, {0x11F41, 0x11F42}, {0x16FF0, 0x16FF1},
+    {0x1E030, 0x1E06D}, {0x1E08F, 0x1E08F}, {0x1E130, 0x1E136}, {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF},
+    {0x1E4EC, 0x1E4EF}, {0x1F16C, 0x1F16C}, {0x1FBF0, 0x1FBF9},
+};
+
+static int uni9_opaque(uint32_t cp) {
+    if (cp < 0x7FD) return 0;
+    size_t lo = 0, hi = sizeof UNI9_OPAQUE / sizeof UNI9_OPAQUE[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < UNI9_OPAQUE[mid][0]) hi = mid;
+        else if (cp > UNI9_OPAQUE[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+
+/* Lowercase as Rust's char::to_lowercase (the reference; Unicode 16.0):
+ * utf8proc's simple mapping, except U+0130 (to "i" U+0307, SpecialCasing)
+ * and the mappings Unicode 16.0 added (utf8proc 2.8.0 has 15.0). */
+static const uint32_t LOWER16[][3] = { /* first, last, lowercase of first (consecutive) */
+    {0x1C89, 0x1C89, 0x1C8A}, {0xA7CB, 0xA7CB, 0x264},   {0xA7CC, 0xA7CC, 0xA7CD}, {0xA7CE, 0xA7CE, 0xA7CF},
+    {0xA7D2, 0xA7D2, 0xA7D3}, {0xA7D4, 0xA7D4, 0xA7D5}, {0xA7DA, 0xA7DA, 0xA7DB}, {0xA7DC, 0xA7DC, 0x19B},
+    {0x10D50, 0x10D65, 0x10D70}, {0x16EA0, 0x16EB8, 0x16EBB},
+};
+
+static uint32_t lower_cp(uint32_t cp) {
+    for (size_t i = 0; i < sizeof LOWER16 / sizeof LOWER16[0]; i++)
+        if (cp >= LOWER16[i][0] && cp <= LOWER16[i][1]) return LOWER16[i][2] + (cp - LOWER16[i][0]);
+    return (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
+}
+
+static int is_ascii(const uint8_t *p, size_t n) {
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= p[i];
+    return acc < 0x80;
+}
+
+static size_t put_utf8(uint8_t *d, uint32_t cp) {
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, d);
+}
+
+/* One run of text (no opaque code point) normalized by utf8proc into d;
+ * returns the number of bytes, or -1 (out of memory) */
+static long nf_run(tm_hf_scratch *s, const uint8_t *p, size_t n, utf8proc_option_t opts, uint8_t *d) {
+    if (is_ascii(p, n)) { /* every normal form of ASCII is itself */
+        memcpy(d, p, n);
+        return (long)n;
+    }
+    for (;;) {
+        utf8proc_ssize_t m = 0;
+        if (s->u32_cap > 0)
+            m = utf8proc_decompose(p, (utf8proc_ssize_t)n, s->u32, (utf8proc_ssize_t)s->u32_cap, opts);
+        if (m < 0) return -1; /* not well-formed: cannot happen (validated before) */
+        if (s->u32_cap > 0 && (size_t)m <= s->u32_cap) {
+            m = utf8proc_normalize_utf32(s->u32, m, opts);
+            if (m < 0) return -1;
+            size_t o = 0;
+            for (utf8proc_ssize_t i = 0; i < m; i++) o += put_utf8(d + o, (uint32_t)s->u32[i]);
+            return (long)o;
+        }
+        size_t want = s->u32_cap > (size_t)m ? s->u32_cap : (size_t)m;
+        want = want < n + 64 ? n + 64 : want;
+        int32_t *b = (int32_t *)realloc(s->u32, want * sizeof *b);
+        if (b == NULL) return -1;
+        s->u32 = b;
+        s->u32_cap = want;
+    }
+}
+
+/* Normal form `kind` of p[0..n) into scratch buffer k. */
+static int nf_into(tm_hf_scratch *s, int k, int kind, const uint8_t *p, size_t n, const uint8_t **out, size_t *on) {
+    if (is_ascii(p, n)) {
+        *out = p;
+        *on = n;
+        return TOKMARK_OK;
+    }
+    utf8proc_option_t opts = (utf8proc_option_t)(UTF8PROC_STABLE |
+                                                 (kind == NORM_NFC || kind == NORM_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
+                                                 (kind == NORM_NFKC || kind == NORM_NFKD ? UTF8PROC_COMPAT : 0));
+    /* a code point becomes at most 18 (U+FDFA), each of at most 4 bytes */
+    if (n > SIZE_MAX / 72) return TOKMARK_ERR_NOMEM;
+    int rc = norm_reserve(s, k, 18 * n + 4);
+    if (rc != TOKMARK_OK) return rc;
+    uint8_t *d = s->norm[k];
+    size_t o = 0, run = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        uint32_t cp = utf8_next(p, n, &j);
+        if (uni9_opaque(cp)) {
+            long r = run < i ? nf_run(s, p + run, i - run, opts, d + o) : 0;
+            if (r < 0) return TOKMARK_ERR_NOMEM;
+            o += (size_t)r;
+            memcpy(d + o, p + i, j - i);
+            o += j - i;
+            run = j;
+        }
+        i = j;
+    }
+    long r = run < n ? nf_run(s, p + run, n - run, opts, d + o) : 0;
+    if (r < 0) return TOKMARK_ERR_NOMEM;
+    *out = d;
+    *on = o + (size_t)r;
+    return TOKMARK_OK;
+}
+
+static int lower_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, const uint8_t **out, size_t *on) {
+    if (n > SIZE_MAX / 3) return TOKMARK_ERR_NOMEM;
+    int rc = norm_reserve(s, k, 3 * n + 4); /* U+0130 (2 bytes) becomes 3; others at most 3/2 */
+    if (rc != TOKMARK_OK) return rc;
+    uint8_t *d = s->norm[k];
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x80) {
+            d[o++] = (uint8_t)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
+            i++;
+            continue;
+        }
+        uint32_t cp = utf8_next(p, n, &i);
+        if (cp == 0x130) {
+            o += put_utf8(d + o, 'i');
+            o += put_utf8(d + o, 0x307);
+        } else
+            o += put_utf8(d + o, lower_cp(cp));
+    }
+    *out = d;
+    *on = o;
+    return TOKMARK_OK;
+}
+
+/* Strip: White_Space (as \s of SPEC.md §9.3) from the ends, without copying. */
+static void strip_ends(int left, int right, const uint8_t **pp, size_t *pn) {
+    const uint8_t *p = *pp;
+    size_t a = 0, b = *pn;
+    if (left)
+        while (a < b) {
+            size_t j = a;
+            if (!(tm_uc_class(utf8_next(p, b, &j)) & TM_UC_WS)) break;
+            a = j;
+        }
+    if (right)
+        while (b > a) {
+            size_t st = b - 1;
+            while (st > a && (p[st] & 0xC0) == 0x80) st--;
+            size_t j = st;
+            if (!(tm_uc_class(utf8_next(p, b, &j)) & TM_UC_WS)) break;
+            b = st;
+        }
+    *pp = p + a;
+    *pn = b - a;
+}
+
+/* The whole normalizer on p[0..n), in scratch buffers 0 and 1. */
+static int normalize(const tm_hf *h, tm_hf_scratch *s, const uint8_t *p, size_t n, const uint8_t **out, size_t *on) {
     int k = 0, rc = TOKMARK_OK;
     for (size_t i = 0; i < h->n_norm && rc == TOKMARK_OK; i++) {
         const hf_norm *m = &h->norm[i];
-        if (m->kind == NORM_PREPEND) {
-            if (n > 0) rc = prepend_into(c->s, k, p, n, m->a, m->al, &p, &n);
-        } else {
-            rc = replace_into(c->s, k, p, n, m->a, m->al, m->b, m->bl, &p, &n);
+        switch (m->kind) {
+        case NORM_PREPEND:
+            if (n > 0) rc = prepend_into(s, k, p, n, m->a, m->al, &p, &n);
+            break;
+        case NORM_REPLACE: rc = replace_into(s, k, p, n, m->a, m->al, m->b, m->bl, &p, &n); break;
+        case NORM_LOWERCASE: rc = lower_into(s, k, p, n, &p, &n); break;
+        case NORM_STRIP: strip_ends(m->left, m->right, &p, &n); break;
+        default: rc = nf_into(s, k, m->kind, p, n, &p, &n); break;
         }
-        if (p == c->s->norm[k]) k ^= 1;
+        if (p != NULL && p == s->norm[k]) k ^= 1; /* written into buffer k (Strip only moves p) */
     }
-    if (rc != TOKMARK_OK || n == 0) return rc;
+    *out = p;
+    *on = n;
+    return rc;
+}
+
+int tm_hf_normalize(const tokmark_tokenizer *t, tm_hf_scratch *s, const uint8_t *p, size_t n, const uint8_t **out,
+                    size_t *on) {
+    if (t->hf == NULL) return TOKMARK_ERR_INVALID;
+    return normalize(t->hf, s, p, n, out, on);
+}
+
+/* One piece of normalized text between added tokens, SentencePiece-style:
+ * Metaspace (its replacement, prepend scheme and split), then BPE of each
+ * piece.  `first`: the text starts the input (prepend_scheme "first"). */
+static int sp_segment(hf_ctx *c, const uint8_t *p, size_t n, int first) {
+    const tm_hf *h = c->t->hf;
+    int k = 2, rc = TOKMARK_OK;
+    if (n == 0) return rc;
     if (!h->ms) return sp_piece(c, p, n);
     rc = replace_into(c->s, k, p, n, " ", 1, h->ms_rep, h->ms_rep_len, &p, &n);
     if (rc != TOKMARK_OK) return rc;
-    if (p == c->s->norm[k]) k ^= 1;
+    if (p == c->s->norm[k]) k = 3;
     int starts = n >= h->ms_rep_len && memcmp(p, h->ms_rep, h->ms_rep_len) == 0;
     if (!starts && (h->ms_scheme == MS_ALWAYS || (h->ms_scheme == MS_FIRST && first))) {
         rc = prepend_into(c->s, k, p, n, h->ms_rep, h->ms_rep_len, &p, &n);
@@ -1152,28 +1471,102 @@ static const hf_added *next_added(const tm_hf *h, int pass, int all, const uint8
     return NULL;
 }
 
-static int encode_segment(hf_ctx *c, int pass, int all, const uint8_t *s, size_t from, size_t end) {
+/* \w of Rust's regex (single_word): Alphabetic, M, Nd, Pc, Join_Control;
+ * Alphabetic as L, Nl and the Other_Alphabetic symbols (circled letters). */
+static int word_char(uint32_t cp) {
+    if (cp < 0x80) return (cp >= '0' && cp <= '9') || ((cp | 32) >= 'a' && (cp | 32) <= 'z') || cp == '_';
+    if (cp == 0x200C || cp == 0x200D) return 1;
+    if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+        (cp >= 0x1F170 && cp <= 0x1F189))
+        return 1;
+    switch (utf8proc_category((utf8proc_int32_t)cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC: return 1;
+    default: return 0;
+    }
+}
+
+static size_t char_start_before(const uint8_t *s, size_t lo, size_t i) {
+    size_t st = i - 1;
+    while (st > lo && (s[st] & 0xC0) == 0x80) st--;
+    return st;
+}
+
+static int is_ws_at(const uint8_t *s, size_t end, size_t i) {
+    return (tm_uc_class(utf8_next(s, end, &i)) & TM_UC_WS) != 0;
+}
+
+static int gap_normalized(hf_ctx *c, int all, const uint8_t *s, size_t n, int first);
+
+/* Split s[0..n) on the added tokens of `pass` as HF's
+ * AddedVocabulary::find_matches (single_word, lstrip, rstrip); the text
+ * between them goes on: pass 0 to the normalizer and pass 1, pass 1 to the
+ * pre-tokenizer and the model.  `first`: s starts the input. */
+static int split_added(hf_ctx *c, int pass, int all, const uint8_t *s, size_t n, int first) {
     const tm_hf *h = c->t->hf;
-    int rc = TOKMARK_OK;
-    while (from < end) {
+    size_t start_off = 0, pos = 0;
+    int rc;
+    while (pos < n && h->n_added > 0) {
         size_t at = 0;
-        const hf_added *a = h->n_added > 0 ? next_added(h, pass, all, s, from, end, &at) : NULL;
-        size_t stop = a != NULL ? at : end;
-        if (stop > from) {
-            rc = pass == 0 ? encode_segment(c, 1, all, s, from, stop)
-                 : h->sp   ? sp_segment(c, s + from, stop - from, from == 0)
-                           : run_step(c, 0, s + from, stop - from);
+        const hf_added *a = next_added(h, pass, all, s, pos, n, &at);
+        if (a == NULL) break;
+        size_t start = at, stop = at + a->len;
+        pos = stop;
+        if (a->single_word) {
+            size_t j = start > 0 ? char_start_before(s, 0, start) : 0;
+            int start_space = start == 0 || !word_char(utf8_next(s, n, &j));
+            j = stop;
+            int stop_space = stop == n || !word_char(utf8_next(s, n, &j));
+            if (!start_space || !stop_space) continue; /* not a single word: text (its bytes are passed over) */
+        }
+        if (a->lstrip) {
+            size_t ns = start;
+            while (ns > start_off) {
+                size_t st = char_start_before(s, 0, ns);
+                if (!is_ws_at(s, n, st)) break;
+                ns = st;
+            }
+            /* HF strips back over all white space, then not before the previous match */
+            start = ns;
+        }
+        if (a->rstrip)
+            while (stop < n && is_ws_at(s, n, stop)) {
+                size_t j = stop;
+                (void)utf8_next(s, n, &j);
+                stop = j;
+            }
+        if (start_off < start) {
+            rc = pass == 0 ? gap_normalized(c, all, s + start_off, start - start_off, first && start_off == 0)
+                 : h->sp   ? sp_segment(c, s + start_off, start - start_off, first && start_off == 0)
+                           : run_step(c, 0, s + start_off, start - start_off);
             if (rc != TOKMARK_OK) return rc;
         }
-        if (a == NULL) break;
         tm_tok_emit(c->o, (uint32_t)a->id);
-        from = at + a->len;
+        start_off = pos = stop;
     }
-    return rc;
+    if (start_off < n) {
+        rc = pass == 0 ? gap_normalized(c, all, s + start_off, n - start_off, first && start_off == 0)
+             : h->sp   ? sp_segment(c, s + start_off, n - start_off, first && start_off == 0)
+                       : run_step(c, 0, s + start_off, n - start_off);
+        if (rc != TOKMARK_OK) return rc;
+    }
+    return TOKMARK_OK;
+}
+
+/* Text between non-normalized added tokens: normalized, then split on the
+ * normalized added tokens. */
+static int gap_normalized(hf_ctx *c, int all, const uint8_t *s, size_t n, int first) {
+    const tm_hf *h = c->t->hf;
+    if (h->n_norm > 0) {
+        int rc = normalize(h, c->s, s, n, &s, &n);
+        if (rc != TOKMARK_OK) return rc;
+    }
+    return split_added(c, 1, all, s, n, first);
 }
 
 int tm_hf_encode(const tokmark_tokenizer *t, tm_hf_scratch *s, pcre2_match_data *md, pcre2_match_context *mc,
                  const uint8_t *text, size_t len, unsigned flags, tm_tok_out *o) {
     hf_ctx c = {t, s, md, mc, o};
-    return encode_segment(&c, 0, (flags & TOKMARK_ENCODE_ALLOW_SPECIAL) != 0, text, 0, len);
+    return split_added(&c, 0, (flags & TOKMARK_ENCODE_ALLOW_SPECIAL) != 0, text, len, 1);
 }

@@ -2,7 +2,6 @@
  * directories, stdin; gzip/zstd by content; units by memchr over large
  * buffers) and the parser (UTF-8 validation; JSON by jansson, with an exact
  * validating fast path for text fields). */
-#define _DEFAULT_SOURCE /* DT_* not needed, but strdup/fstat/lstat/opendir */
 #include "input.h"
 
 #include <dirent.h>
@@ -17,6 +16,9 @@
 
 #include <jansson.h>
 #include <zlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <zstd.h>
 
 #include "tokmark.h"
@@ -616,7 +618,8 @@ static int open_entry(tmi_reader *r, const entry *e, tmi_error *err) {
 /* The next line: [*ls, *le) in buf, *le at its "\n" or at the end of data.
  * 1: a line (*nl: it ended with "\n"); 0: no more data; 2: the pending unit
  * (from lo) grew past max_record: the rest of this line was skipped (not
- * kept), its "\n" consumed.  r->line counts the "\n"s consumed. */
+ * kept), its "\n" consumed; 3: the same, but the data ended first.  r->line
+ * counts the "\n"s consumed. */
 static int next_line(tmi_reader *r, size_t *ls, size_t *le, int *nl) {
     size_t scan = r->pos;
     const size_t limit = r->o.max_record + 1; /* a unit, and its "\r" */
@@ -633,7 +636,7 @@ static int next_line(tmi_reader *r, size_t *ls, size_t *le, int *nl) {
         if (r->end - r->lo > limit) { /* too long: skip to the next "\n" without keeping */
             for (;;) {
                 r->lo = r->pos = r->end;
-                if (fill(r) == 0) return 2;
+                if (fill(r) == 0) return 3; /* ... up to the end of the data */
                 q = memchr(r->buf + r->pos, '\n', r->end - r->pos);
                 if (q != NULL) {
                     r->pos = (size_t)(q - r->buf) + 1;
@@ -707,8 +710,8 @@ static int next_in_file(tmi_reader *r, tmi_unit *u, tmi_error *err) {
             uint64_t line = r->line;
             int rc = next_line(r, &ls, &le, &nl);
             if (rc == 0) return stream_error(r, err, line);
-            if (rc == 2) {
-                if (r->src_err >= 0 && r->pos >= r->end) return stream_error(r, err, line);
+            if (rc >= 2) {
+                if (rc == 3 && r->src_err >= 0) return stream_error(r, err, line); /* cut, too */
                 set_error(err, TMI_ERR_TOO_LONG, r->src, line, r->index++, "line longer than %zu bytes, skipped",
                           r->o.max_record);
                 return -1;
@@ -745,7 +748,7 @@ static int next_in_file(tmi_reader *r, tmi_unit *u, tmi_error *err) {
             make_unit(r, u, (size_t)(ps - r->buf_off), (size_t)(pe - r->buf_off), pline);
             return 1;
         }
-        if (rc == 2) {
+        if (rc >= 2) {
             if (!in_para) pline = line;
             in_para = too_long = 1;
             continue;
@@ -809,11 +812,13 @@ typedef struct path {
     const char *text; /* as given, for messages */
 } path;
 
-#define FP_MAX_TARGETS 2
+/* fast path targets: text values (field, prompt) and any values (messages, ids) */
+enum { T_FIELD, T_PROMPT, T_MSG, T_IDS, FP_MAX_TARGETS };
+#define T_STRINGS ((1u << T_FIELD) | (1u << T_PROMPT))
 #define FP_MAX_DEPTH 64
 
 typedef struct fp_hit {
-    const char *s; /* raw string contents (between the quotes) */
+    const char *s; /* raw string contents (between the quotes), or the whole value */
     size_t len;
     int esc;       /* contains escapes */
     int found;
@@ -834,7 +839,7 @@ struct tmi_parser {
     /* fast path state */
     const path *tp[FP_MAX_TARGETS];
     fp_hit hit[FP_MAX_TARGETS];
-    int nt;
+    unsigned all; /* the configured targets */
     const char *fp, *fend;
 };
 
@@ -898,6 +903,11 @@ int tmi_parser_create(tmi_parser **out, const tmi_options *o) {
     if (rc == 0) rc = path_parse(&p->pred, o->pred_field);
     if (rc == 0 && o->n_score_roles > 0 && o->score_roles == NULL) rc = TOKMARK_ERR_INVALID;
     if (rc == 0) {
+        const path *tp[FP_MAX_TARGETS] = {&p->field, &p->prompt, &p->messages, &p->ids};
+        for (int i = 0; i < FP_MAX_TARGETS; i++) {
+            p->tp[i] = tp[i];
+            if (tp[i]->n) p->all |= 1u << i;
+        }
         p->seg_cap = 8;
         p->seg = malloc(p->seg_cap * sizeof *p->seg);
         if (p->seg == NULL) rc = TOKMARK_ERR_NOMEM;
@@ -965,12 +975,33 @@ static long hex4(const char *s) {
 static int fp_string(tmi_parser *p, int key, int *esc) {
     const unsigned char *s = (const unsigned char *)p->fp + 1, *e = (const unsigned char *)p->fend;
     for (;;) {
+        /* skip plain ASCII: 16 bytes at a time (SSE2), else 8 (SWAR), up to
+         * the first '"', '\\', control or non-ASCII byte */
+#if defined(__SSE2__) && defined(__GNUC__)
+        const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\'), vs = _mm_set1_epi8(0x20);
+        while (e - s >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vq), _mm_cmpeq_epi8(v, vb)),
+                                     _mm_cmplt_epi8(v, vs)); /* signed: bytes >= 0x80 too */
+            unsigned bits = (unsigned)_mm_movemask_epi8(m);
+            if (bits) {
+                s += __builtin_ctz(bits);
+                break;
+            }
+            s += 16;
+        }
+#endif
         while (e - s >= 8) {
             uint64_t v;
             memcpy(&v, s, 8);
             uint64_t q = v ^ (LO8 * '"'), b = v ^ (LO8 * '\\');
             uint64_t t = ((v - LO8 * 0x20) & ~v) | ((q - LO8) & ~q) | ((b - LO8) & ~b) | v;
-            if (t & HI8) break;
+            if (t & HI8) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                s += __builtin_ctzll(t & HI8) / 8; /* the lowest flag is exact */
+#endif
+                break;
+            }
             s += 8;
         }
         if (s >= e) return -1;
@@ -1049,6 +1080,7 @@ static int fp_number(tmi_parser *p) {
 }
 
 static int fp_value(tmi_parser *p, int depth, unsigned mask, size_t d);
+static size_t unescape(const char *s, size_t n, char *out);
 
 static int key_is(const char *k, size_t kl, const char *want) {
     return strncmp(k, want, kl) == 0 && want[kl] == 0;
@@ -1075,9 +1107,14 @@ static int fp_object(tmi_parser *p, int depth, unsigned mask, size_t d) {
         p->fp++;
         fp_ws(p);
         unsigned sub = 0, leaf = 0;
+        char kbuf[256];
+        if (mask && kesc) { /* compare the decoded key */
+            if (kl > sizeof kbuf) return -1;
+            kl = unescape(k, kl, kbuf);
+            k = kbuf;
+        }
         if (mask) {
-            if (kesc || memchr(k, 0, kl) != NULL) return -1;
-            for (int i = 0; i < p->nt; i++) {
+            for (int i = 0; i < FP_MAX_TARGETS; i++) {
                 if (!(mask & (1u << i)) || !key_is(k, kl, p->tp[i]->comp[d])) continue;
                 if (seen & (1u << i)) return -1; /* a duplicate key on a target path */
                 seen |= 1u << i;
@@ -1088,14 +1125,20 @@ static int fp_object(tmi_parser *p, int depth, unsigned mask, size_t d) {
             }
         }
         if (leaf) {
-            if (p->fp >= p->fend || *p->fp != '"') return -1; /* wrong type: jansson reports */
-            const char *s = p->fp + 1;
+            const char *s = p->fp;
             int esc = 0;
-            if (fp_string(p, 0, &esc) != 0) return -1;
-            for (int i = 0; i < p->nt; i++)
+            if (leaf & T_STRINGS) { /* a text value */
+                if (p->fp >= p->fend || *p->fp != '"') return -1; /* wrong type: jansson reports */
+                if (fp_string(p, 0, &esc) != 0) return -1;
+                s++;
+            } else if (fp_value(p, depth, 0, 0) != 0) { /* any value, kept whole */
+                return -1;
+            }
+            size_t len = (size_t)(p->fp - s) - ((leaf & T_STRINGS) != 0);
+            for (int i = 0; i < FP_MAX_TARGETS; i++)
                 if (leaf & (1u << i)) {
                     p->hit[i].s = s;
-                    p->hit[i].len = (size_t)(p->fp - 1 - s);
+                    p->hit[i].len = len;
                     p->hit[i].esc = esc;
                     p->hit[i].found = 1;
                 }
@@ -1217,38 +1260,148 @@ static size_t unescape(const char *s, size_t n, char *out) {
     return (size_t)(o - out);
 }
 
+static int role_scored(const tmi_options *o, const char *role);
+
+/* Chat turns of a validated array value v[0..n): [{"role": "..", "content":
+ * ".." | null}, ...].  Anything else (content parts, missing role, duplicate
+ * keys, no scored turn) returns -1 for jansson.  Roles and escaped contents
+ * are decoded into the scratch (reserved by the caller: 2 * n + 16). */
+static int fast_chat(tmi_parser *p, const char *v, size_t n, tmi_record *rec, size_t so) {
+    p->fp = v + 1;
+    p->fend = v + n;
+    size_t scored = 0;
+    fp_ws(p);
+    if (*p->fp == ']') return -1;
+    for (;;) {
+        if (*p->fp != '{') return -1;
+        p->fp++;
+        fp_ws(p);
+        const char *role = NULL, *content = NULL;
+        size_t rl = 0, cl = 0;
+        int resc = 0, cesc = 0, have_c = 0;
+        while (*p->fp != '}') {
+            const char *k = p->fp + 1;
+            int kesc = 0;
+            if (fp_string(p, 1, &kesc) != 0 || kesc) return -1;
+            size_t kl = (size_t)(p->fp - 1 - k);
+            fp_ws(p);
+            p->fp++; /* ':' (validated) */
+            fp_ws(p);
+            int is_role = kl == 4 && memcmp(k, "role", 4) == 0, is_content = kl == 7 && memcmp(k, "content", 7) == 0;
+            if ((is_role && role != NULL) || (is_content && have_c)) return -1; /* duplicates */
+            if (is_role || (is_content && *p->fp == '"')) {
+                if (*p->fp != '"') return -1;
+                const char *st = p->fp + 1;
+                int esc = 0;
+                if (fp_string(p, 0, &esc) != 0) return -1;
+                if (is_role) {
+                    role = st, rl = (size_t)(p->fp - 1 - st), resc = esc;
+                } else {
+                    content = st, cl = (size_t)(p->fp - 1 - st), cesc = esc, have_c = 1;
+                }
+            } else if (is_content) {
+                if (p->fend - p->fp < 4 || memcmp(p->fp, "null", 4) != 0) return -1; /* parts: jansson */
+                p->fp += 4;
+                have_c = 1;
+            } else if (fp_value(p, 2, 0, 0) != 0) {
+                return -1;
+            }
+            fp_ws(p);
+            if (*p->fp == ',') {
+                p->fp++;
+                fp_ws(p);
+            }
+        }
+        p->fp++;
+        if (role == NULL) return -1;
+        if (content != NULL) {
+            tmi_segment *sg = add_seg(p, rec);
+            if (sg == NULL) return -1;
+            char *r = p->scratch + so;
+            size_t l = resc ? unescape(role, rl, r) : (memcpy(r, role, rl), rl);
+            r[l] = 0;
+            so += l + 1;
+            sg->role = r;
+            sg->score = role_scored(p->o, r);
+            scored += (size_t)sg->score;
+            if (cesc) {
+                sg->text = p->scratch + so;
+                sg->len = unescape(content, cl, p->scratch + so);
+                so += sg->len;
+            } else {
+                sg->text = content;
+                sg->len = cl;
+            }
+        }
+        fp_ws(p);
+        if (*p->fp == ']') break;
+        p->fp++; /* ',' */
+        fp_ws(p);
+    }
+    return scored ? 0 : -1;
+}
+
+/* Ids of a validated array value: integers 0..INT32_MAX only, else -1. */
+static int fast_ids(tmi_parser *p, const char *v, size_t n, tmi_record *rec) {
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) cnt += v[i] == ',';
+    if (reserve((void **)&p->idbuf, &p->id_cap, cnt + 1, sizeof *p->idbuf) != 0) return -1;
+    const char *q = v + 1, *e = v + n - 1; /* inside the brackets */
+    size_t m = 0;
+    while (q < e && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+    while (q < e) {
+        if (!isdig(*q)) return -1;
+        uint64_t x = 0;
+        int nd = 0;
+        while (q < e && isdig(*q)) x = x * 10 + (uint64_t)(*q++ - '0'), nd++;
+        if (nd > 10 || x > INT32_MAX || (q < e && (*q == '.' || *q == 'e' || *q == 'E'))) return -1;
+        p->idbuf[m++] = (int32_t)x;
+        while (q < e && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == ',')) q++;
+    }
+    tmi_segment *sg = add_seg(p, rec);
+    if (sg == NULL) return -1;
+    sg->score = 1;
+    sg->ids = p->idbuf;
+    sg->n_ids = m;
+    return 0;
+}
+
 /* 0: rec built from the fast scan; -1: let jansson decide. */
 static int fast_parse(tmi_parser *p, const tmi_unit *u, tmi_record *rec) {
-    p->nt = 0;
-    p->tp[p->nt++] = &p->field;
-    if (p->prompt.n) p->tp[p->nt++] = &p->prompt;
     memset(p->hit, 0, sizeof p->hit);
     p->fp = u->data;
     p->fend = u->data + u->len;
     fp_ws(p);
     if (p->fp >= p->fend || *p->fp != '{') return -1;
-    if (fp_object(p, 1, p->nt == 2 ? 3u : 1u, 0) != 0) return -1;
+    if (fp_object(p, 1, p->all, 0) != 0) return -1;
     fp_ws(p);
-    if (p->fp != p->fend || !p->hit[0].found) return -1;
-    if ((p->hit[0].esc || (p->nt == 2 && p->hit[1].esc)) &&
-        reserve((void **)&p->scratch, &p->scratch_cap, u->len, 1) != 0)
-        return -1;
+    if (p->fp != p->fend) return -1;
+    const fp_hit *f = &p->hit[T_FIELD], *m = &p->hit[T_MSG], *ids = &p->hit[T_IDS];
+    int mode = f->found ? T_FIELD : m->found ? T_MSG : ids->found ? T_IDS : -1;
+    if (mode < 0) return -1; /* missing: jansson words the error */
+    if (reserve((void **)&p->scratch, &p->scratch_cap, 2 * u->len + 16, 1) != 0) return -1;
     size_t so = 0;
-    for (int k = p->nt - 1; k >= 0; k--) { /* prompt first */
-        fp_hit *h = &p->hit[k];
-        if (!h->found) continue;
-        tmi_segment *s = add_seg(p, rec);
-        if (s == NULL) return -1;
-        s->score = k == 0;
+    if (mode == T_MSG) {
+        if (m->s[0] != '[') return -1;
+        return fast_chat(p, m->s, m->len, rec, so) == 0 ? (p->fast++, 0) : -1;
+    }
+    if (mode == T_IDS && ids->s[0] != '[') return -1;
+    for (int k = T_PROMPT; k >= T_FIELD; k--) { /* prompt first */
+        const fp_hit *h = &p->hit[k];
+        if (!h->found || (k == T_FIELD && mode != T_FIELD)) continue;
+        tmi_segment *sg = add_seg(p, rec);
+        if (sg == NULL) return -1;
+        sg->score = k == T_FIELD;
         if (h->esc) {
-            s->len = unescape(h->s, h->len, p->scratch + so);
-            s->text = p->scratch + so;
-            so += s->len;
+            sg->len = unescape(h->s, h->len, p->scratch + so);
+            sg->text = p->scratch + so;
+            so += sg->len;
         } else {
-            s->text = h->s;
-            s->len = h->len;
+            sg->text = h->s;
+            sg->len = h->len;
         }
     }
+    if (mode == T_IDS && fast_ids(p, ids->s, ids->len, rec) != 0) return -1;
     p->fast++;
     return 0;
 }
@@ -1430,7 +1583,7 @@ static int chat_segs(tmi_parser *p, tmi_record *rec, json_t *msgs, const tmi_uni
 
 static int lib_parse(tmi_parser *p, const tmi_unit *u, tmi_record *rec, tmi_error *err) {
     json_error_t je;
-    p->root = json_loadb(u->data, u->len, JSON_ALLOW_NUL, &je);
+    p->root = json_loadb(u->data, u->len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
     if (p->root == NULL) {
         if (json_error_code(&je) == json_error_invalid_utf8) {
             size_t at = tmi_utf8_check(u->data, u->len);

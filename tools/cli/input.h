@@ -116,7 +116,15 @@ int tmi_reader_open(tmi_reader **out, const char *const *paths, size_t n, const 
  *     returned, then the error (line: where the cut unit starts), then the
  *     next file;
  *   unit longer than max_record -> that unit is skipped;
- *   I/O error mid-file -> the rest of the file is skipped. */
+ *   I/O error mid-file -> the rest of the file is skipped.
+ * Compression by content: 1f 8b = gzip (members concatenated; bytes after a
+ * member that do not start another are TMI_ERR_CORRUPT), 28 b5 2f fd or a
+ * skippable frame = zstd (frames concatenated; windows up to libzstd's
+ * default limit, 128 MiB).  A stream damaged inside a unit loses that unit;
+ * zstd checks a frame's checksum before handing out its last block, so a bad
+ * checksum can lose the units of that block too.  Binary: a NUL byte, or
+ * more than 10% control bytes, in the first 64 KiB (decompressed).  A UTF-8
+ * byte order mark at the start of a JSON Lines file is skipped. */
 int tmi_reader_next(tmi_reader *r, tmi_unit *u, tmi_error *err);
 
 uint64_t tmi_reader_bytes_in(const tmi_reader *r);    /* input bytes consumed so far */
@@ -153,7 +161,23 @@ int tmi_parser_create(tmi_parser **out, const tmi_options *o);
 
 /* 0: *rec holds the record, valid until the next tmi_parse on p (it may point
  * into u->data, so u->data must stay valid as long as rec is used); -1: *err
- * filled (source, line and index from u). */
+ * filled (source, line and index from u).
+ *
+ * Plain text: one scored segment, the unit itself, if it is valid UTF-8.
+ * JSON Lines, first match wins:
+ *   pred_field set (reading mode): ids_field and pred_field must both be
+ *     arrays of integers 0..INT32_MAX of equal length -> [prompt,] ids + pred;
+ *   field present -> [prompt segment (score 0) when prompt_field is present,]
+ *     the text (score 1); a non-string value is TMI_ERR_WRONG_TYPE;
+ *   messages_field present -> one segment per turn that has a content (string,
+ *     or an array of {"text": ..} parts, concatenated; null/absent: no
+ *     segment), score 1 for roles in score_roles; a chat with no scored turn
+ *     is an error event, TMI_ERR_NO_SCORED, not an empty record, so that the
+ *     summary counts it as skipped (nothing silently dropped);
+ *   ids_field present -> [prompt,] one scored ids segment;
+ *   otherwise TMI_ERR_MISSING_FIELD.
+ * Field paths are dotted ("a.b": key "b" of object "a"); a key that contains
+ * "." cannot be named.  Duplicate keys: the last one counts (jansson). */
 int tmi_parse(tmi_parser *p, const tmi_unit *u, tmi_record *rec, tmi_error *err);
 
 void tmi_parser_free(tmi_parser *p);
