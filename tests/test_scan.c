@@ -633,6 +633,75 @@ static void test_accounts(void **state) {
     tokmark_profile_free(m);
 }
 
+/* A compatibility profile (SPEC §10) is scanned like a tokmark one: the
+ * reference vectors' watermarked sequences are flagged, the others not, and
+ * the scan's deduplicated counts never exceed the reference's. */
+static void test_compat_profile(void **state) {
+    (void)state;
+    json_error_t je;
+    json_t *cases[3] = {NULL, NULL, NULL};
+    static const char *const want[3] = {"A-hf_kgw-008", "A-hf_kgw-011", "A-hf_kgw-045"};
+    FILE *f = fopen("testvectors/compat/hf_kgw.jsonl", "r");
+    TU_CHECK(f != NULL, "testvectors/compat/hf_kgw.jsonl (run the tests from the repository root)");
+    char line[1 << 16];
+    while (fgets(line, sizeof line, f) != NULL) {
+        json_t *c = json_loads(line, 0, &je);
+        assert_non_null(c);
+        int kept = 0;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(jstr(c, "id"), want[k]) == 0) cases[k] = c, kept = 1;
+        if (!kept) json_decref(c);
+    }
+    fclose(f);
+    for (int k = 0; k < 3; k++) {
+        TU_CHECK(cases[k] != NULL, "vector %s missing", want[k]);
+        json_t *cfg = json_object_get(cases[k], "config"), *exp = json_object_get(cases[k], "expected");
+        json_t *det = json_array_get(json_object_get(exp, "detector"), 0);
+        tokmark_compat_config cc;
+        tokmark_compat_config_default(&cc, TOKMARK_COMPAT_HF_KGW);
+        cc.vocab_size = (uint32_t)jint(cfg, "vocab_size");
+        cc.greenlist_ratio = jnum(cfg, "greenlist_ratio");
+        cc.hashing_key = strtoull(jstr(cfg, "hashing_key"), NULL, 10);
+        cc.seeding = strcmp(jstr(cfg, "seeding_scheme"), "selfhash") == 0 ? TOKMARK_SEEDING_SELFHASH
+                                                                          : TOKMARK_SEEDING_LEFTHASH;
+        cc.context_width = (uint32_t)jint(cfg, "context_width");
+        json_t *bos = json_object_get(cfg, "bos_token_id");
+        cc.bos_token_id = json_is_integer(bos) ? (int64_t)json_integer_value(bos) : -1;
+        tokmark_compat *c = NULL;
+        TU_OK(tokmark_compat_create(&c, &cc));
+        char path[512];
+        path_in(path, sizeof path, "hf.compat");
+        TU_OK(tokmark_compat_save(c, path, 1));
+        json_t *rec = json_pack("{s:O}", "ids", json_object_get(cases[k], "input_ids"));
+        char *js = json_dumps(rec, JSON_COMPACT);
+        write_bytes("compat.jsonl", js, strlen(js));
+        free(js);
+        json_decref(rec);
+        const char *a[] = {"scan", "--profile", "hf.compat", "--tokenizer", "none", "compat.jsonl", NULL};
+        assert_int_equal(run_tool(NULL, a), 0);
+        lines L;
+        parse_stdout(&L);
+        json_t *d = L.v[0];
+        int pred = json_is_true(json_object_get(det, "prediction"));
+        TU_CHECK(strcmp(jstr(d, "verdict"), pred ? "watermarked" : "not_detected") == 0, "%s: verdict %s, log10 p %g",
+                 want[k], jstr(d, "verdict"), jnum(d, "log10_p"));
+        assert_string_equal(jstr(d, "key_id"), tokmark_compat_key_id(c));
+        TU_CHECK(jint(d, "scored") <= jint(det, "num_tokens_scored") && jnum(d, "statistic") <= jnum(det, "num_green_tokens") &&
+                     jint(d, "scored") > 0,
+                 "%s: scored %lld green %g; reference T %lld G %g", want[k], jint(d, "scored"), jnum(d, "statistic"),
+                 jint(det, "num_tokens_scored"), jnum(det, "num_green_tokens"));
+        lines_free(&L);
+        /* documents mode only, and a tokenizer must be named */
+        const char *b[] = {"scan", "--profile", "hf.compat", "compat.jsonl", NULL};
+        assert_int_equal(run_tool(NULL, b), 2);
+        const char *m[] = {"scan", "--profile", "hf.compat", "--tokenizer", "none", "--mode", "closed", "compat.jsonl",
+                           NULL};
+        assert_int_equal(run_tool(NULL, m), 2);
+        tokmark_compat_free(c);
+        json_decref(cases[k]);
+    }
+}
+
 /* The window search under the null: the Bonferroni-corrected p of the best
  * window is valid (false positives at α no more than α allows). */
 static void test_window_null(void **state) {
@@ -727,7 +796,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_determinism),    cmocka_unit_test(test_mixed_document),
         cmocka_unit_test(test_bad_input),      cmocka_unit_test(test_partial_merge),
         cmocka_unit_test(test_closed_mode),    cmocka_unit_test(test_reading_mode),
-        cmocka_unit_test(test_accounts),
+        cmocka_unit_test(test_accounts),       cmocka_unit_test(test_compat_profile),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -172,6 +172,8 @@ typedef void (*scan_doc_hook)(void *ctx, const scan_state *s, const scan_doc_inf
 
 struct scan_state {
     scan_cfg *cfg;
+    tokmark_compat *compat;        /* a compatibility profile (SPEC §10) instead of a ring */
+    tokmark_compat_detector *cdet;
     tokmark_keyring *ring;  /* the real keys first, then the control keys */
     size_t nreal;
     scan_doc_hook hook;
@@ -259,6 +261,8 @@ static const char *scan_mode_name(int m) {
 
 /* The account of key k (NULL for none). */
 static const char *scan_account(const scan_state *s, size_t k, size_t *len) {
+    *len = 0;
+    if (s->compat != NULL) return NULL;
     const tokmark_profile *p = tokmark_keyring_get(s->ring, k);
     *len = tokmark_profile_account_len(p);
     return *len ? tokmark_profile_account(p) : NULL;
@@ -267,6 +271,11 @@ static const char *scan_account(const scan_state *s, size_t k, size_t *len) {
 /* The best of the real keys (document or corpus), corrected by Šidák for
  * their number (control keys never count, SPEC §12.7). */
 static void scan_best(const scan_state *s, int corpus, tokmark_result *out) {
+    if (s->compat != NULL) {
+        if (corpus) tokmark_compat_detector_corpus(s->cdet, out);
+        else tokmark_compat_detector_document(s->cdet, out);
+        return;
+    }
     tokmark_result r;
     for (size_t k = 0; k < s->nreal; k++) {
         if (corpus) tokmark_detector_corpus(s->det, k, &r);
@@ -512,8 +521,19 @@ static int scan_document(scan_state *s, const scan_batch *b, const scan_item *it
                 if (prompt_only && tms_set_add(&s->promptset[c], tms_context_fp(s->doc + i, c)) < 0) return -1;
             }
         }
-    tokmark_detector_begin(s->det);
-    size_t i = 0;
+    if (s->compat != NULL) {
+        /* compatibility profiles: the reference detectors score whole
+         * sequences; here the scored segments, concatenated (SPEC §12.1) */
+        tokmark_compat_detector_begin(s->cdet);
+        for (size_t i0 = 0; i0 < n;) {
+            size_t j0 = i0;
+            while (j0 < n && s->docflag[j0] == s->docflag[i0]) j0++;
+            if (s->docflag[i0]) tokmark_compat_detector_feed(s->cdet, s->doc + i0, j0 - i0);
+            i0 = j0;
+        }
+    } else
+        tokmark_detector_begin(s->det);
+    size_t i = s->compat != NULL ? n : 0;
     while (i < n) {
         int scored = s->docflag[i] && !((closed || s->have_filter) && scan_excluded(s, i, closed));
         if (s->docflag[i] && !scored) s->tot.excluded++;
@@ -871,6 +891,25 @@ static int scan_load_keys(scan_state *s) {
     for (size_t i = 0; i < cfg->nprofiles; i++) {
         size_t line = 0;
         int rc = tokmark_keyring_load(s->ring, cfg->profiles[i], 0, &line);
+        if (rc == TOKMARK_ERR_UNSUPPORTED) {
+            /* a compatibility profile (SPEC §10): alone, documents mode only */
+            rc = tokmark_compat_load(&s->compat, cfg->profiles[i], 0, &line);
+            if (rc == TOKMARK_OK && (cfg->nprofiles > 1 || cfg->accounts || cfg->mode != SCAN_MODE_DOCS ||
+                                     cfg->filter || cfg->partial || cfg->control_keys)) {
+                cli_error("%s: a compatibility profile is scanned alone, in documents mode (no --accounts, "
+                          "--filter, --partial, other modes or other profiles)", cfg->profiles[i]);
+                return SCAN_EXIT_USAGE;
+            }
+            if (rc == TOKMARK_OK) {
+                rc = tokmark_compat_detector_create(&s->cdet, s->compat, cfg->dedup_memory / 40);
+                if (rc != TOKMARK_OK) {
+                    cli_error("cannot create the detector: %s", tokmark_error_message(rc));
+                    return rc == TOKMARK_ERR_NOMEM ? SCAN_EXIT_INTERNAL : SCAN_EXIT_USAGE;
+                }
+                s->nreal = 1;
+                return 0;
+            }
+        }
         if (rc != TOKMARK_OK) {
             int e = errno;
             cli_file_error(cfg->profiles[i], rc, line, e,
@@ -950,6 +989,8 @@ static int scan_load_keys(scan_state *s) {
 }
 
 static void scan_state_free(scan_state *s) {
+    tokmark_compat_detector_free(s->cdet);
+    tokmark_compat_free(s->compat);
     tokmark_detector_free(s->det);
     tokmark_keyring_free(s->ring);
     tokmark_tokenizer_free(s->tok);
@@ -1207,6 +1248,11 @@ static int scan_setup(scan_state *s, scan_cfg *cfg) {
     int rc = scan_load_keys(s);
     if (rc != 0) return rc;
     /* the tokenizer: --tokenizer, else the first profile's ("none": ids only) */
+    if (s->compat != NULL && cfg->tokenizer == NULL) {
+        cli_error("a compatibility profile names no tokenizer: give --tokenizer NAME|PATH (the model's, e.g. "
+                  "data/tokenizers/llama3.tokenizer.json) or --tokenizer none for pre-tokenized ids");
+        return SCAN_EXIT_USAGE;
+    }
     const char *tname = cfg->tokenizer ? cfg->tokenizer
                                        : tokmark_profile_params(tokmark_keyring_get(s->ring, 0))->tokenizer;
     if (strcmp(tname, "none") != 0) {
@@ -1219,7 +1265,7 @@ static int scan_setup(scan_state *s, scan_cfg *cfg) {
             return e == TOKMARK_ERR_NOMEM ? SCAN_EXIT_INTERNAL : SCAN_EXIT_FILE;
         }
         uint32_t tv = tokmark_tokenizer_vocab_size(s->tok);
-        for (size_t k = 0; k < s->nreal && !cfg->quiet; k++) {
+        for (size_t k = 0; s->compat == NULL && k < s->nreal && !cfg->quiet; k++) {
             const tokmark_params *pp = tokmark_profile_params(tokmark_keyring_get(s->ring, k));
             if (pp->vocab_size != tv) {
                 fprintf(stderr, "tokmark scan: warning: key %s has V = %u, tokenizer %s has %u tokens\n",
@@ -1249,7 +1295,7 @@ static int scan_setup(scan_state *s, scan_cfg *cfg) {
         for (uint32_t w = 0; w < s->nwidths; w++)
             if (tms_set_init(&s->promptset[s->widths[w]], 1024) != 0) return SCAN_EXIT_INTERNAL;
     /* windows for the real keys, up to 64 of them (attribution rings: off) */
-    if (cfg->windows && s->nreal <= 64 && cfg->mode != SCAN_MODE_READING) {
+    if (cfg->windows && s->compat == NULL && s->nreal <= 64 && cfg->mode != SCAN_MODE_READING) {
         s->ntrace_keys = s->nreal;
         s->trace = calloc(s->nreal, sizeof *s->trace);
         if (s->trace == NULL) return SCAN_EXIT_INTERNAL;
@@ -1385,6 +1431,10 @@ static int cmd_merge(int argc, char **argv) {
     s.cfg = &cfg;
     s.out = stdout;
     rc = scan_load_keys(&s);
+    if (rc == 0 && s.compat != NULL) {
+        cli_error("compatibility profiles have no partial results to merge");
+        rc = SCAN_EXIT_USAGE;
+    }
     for (size_t i = 0; rc == 0 && i < ninputs; i++) rc = scan_read_partial(&s, inputs[i]);
     if (rc == 0) rc = scan_finish(&s, rc);
     scan_state_free(&s);
@@ -1436,6 +1486,10 @@ static int cmd_filter(int argc, char **argv) {
     s.cfg = &cfg;
     cfg.partial = NULL;
     rc = scan_load_keys(&s);
+    if (rc == 0 && s.compat != NULL) {
+        cli_error("filters are for tokmark profiles, not compatibility profiles");
+        rc = SCAN_EXIT_USAGE;
+    }
     const char *tname = cfg.tokenizer ? cfg.tokenizer
                         : s.ring      ? tokmark_profile_params(tokmark_keyring_get(s.ring, 0))->tokenizer
                                       : "cl100k_base";
