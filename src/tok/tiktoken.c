@@ -459,8 +459,23 @@ static size_t utf8_replace(const uint8_t *s, size_t n, uint8_t *out) {
 /* Encoders                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* A small direct-mapped cache of short pieces and their tokens, per encoder:
+ * words recur, and a hit costs one access to a table that stays in cache
+ * instead of the rank-table lookups (several cache misses) and BPE.  It
+ * only remembers what encoding computed, so the output is unchanged. */
+#define TM_PCACHE_SIZE 2048u
+#define TM_PCACHE_LEN 14u
+#define TM_PCACHE_IDS 4u
+typedef struct tm_pcache_entry {
+    int32_t ids[TM_PCACHE_IDS];
+    uint8_t len; /* 0: empty */
+    uint8_t nids;
+    uint8_t bytes[TM_PCACHE_LEN];
+} tm_pcache_entry;
+
 struct tokmark_tokenizer_encoder {
     const tokmark_tokenizer *t;
+    tm_pcache_entry *pcache; /* tiktoken encodings only */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
@@ -478,6 +493,7 @@ void tokmark_tokenizer_encoder_free(tokmark_tokenizer_encoder *e) {
     tm_bpe_scratch_free(&e->bpe);
     tm_hf_scratch_free(&e->hf);
     free(e->fix);
+    free(e->pcache);
     free(e);
 }
 
@@ -487,6 +503,10 @@ int tokmark_tokenizer_encoder_create(tokmark_tokenizer_encoder **out, const tokm
     tokmark_tokenizer_encoder *e = (tokmark_tokenizer_encoder *)calloc(1, sizeof *e);
     if (e == NULL) return TOKMARK_ERR_NOMEM;
     e->t = t;
+    if (t->hf == NULL) {
+        e->pcache = (tm_pcache_entry *)calloc(TM_PCACHE_SIZE, sizeof *e->pcache);
+        if (e->pcache == NULL) goto nomem;
+    }
     e->md = pcre2_match_data_create(1, NULL);
     e->mc = pcre2_match_context_create(NULL);
     if (e->md == NULL || e->mc == NULL) goto nomem;
@@ -535,11 +555,33 @@ static int encode_ordinary(tokmark_tokenizer_encoder *e, const uint8_t *s, size_
         size_t pe;
         int rc = next_piece(e, t->split, s, end, off, &pe);
         if (rc != TOKMARK_OK) return rc;
-        uint32_t r = tm_tok_rank(t, s + off, pe - off);
+        size_t plen = pe - off;
+        tm_pcache_entry *ce = NULL;
+        if (e->pcache != NULL && plen <= TM_PCACHE_LEN) {
+            uint8_t w[16] = {0};
+            memcpy(w, s + off, plen);
+            uint64_t a = 0, b = 0;
+            for (int k = 0; k < 8; k++) a |= (uint64_t)w[k] << (8 * k), b |= (uint64_t)w[8 + k] << (8 * k);
+            uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ ((b + plen) * 0xC2B2AE3D27D4EB4Full);
+            ce = &e->pcache[(h >> 40) & (TM_PCACHE_SIZE - 1)];
+            if (ce->len == plen && memcmp(ce->bytes, w, plen) == 0) {
+                for (uint32_t k = 0; k < ce->nids; k++) tm_tok_emit(o, (uint32_t)ce->ids[k]);
+                off = pe;
+                continue;
+            }
+        }
+        size_t n0 = o->n;
+        uint32_t r = tm_tok_rank(t, s + off, plen);
         if (r != TM_NO_RANK) tm_tok_emit(o, r);
         else {
-            int brc = tm_bpe_encode(t, s + off, pe - off, &e->bpe, o);
+            int brc = tm_bpe_encode(t, s + off, plen, &e->bpe, o);
             if (brc != TOKMARK_OK) return brc;
+        }
+        if (ce != NULL && o->n - n0 <= TM_PCACHE_IDS && o->n <= o->cap) { /* the ids were written: remember */
+            ce->len = (uint8_t)plen;
+            ce->nids = (uint8_t)(o->n - n0);
+            memcpy(ce->bytes, s + off, plen);
+            memcpy(ce->ids, o->ids + n0, (o->n - n0) * sizeof *ce->ids);
         }
         off = pe;
     }
