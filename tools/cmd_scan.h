@@ -616,7 +616,7 @@ static int scan_document(scan_state *s, const scan_batch *b, const scan_item *it
         scan_json_num(f, best.log10_p);
         fprintf(f, ",\"windows_tried\":%llu,\"log10_p_corrected\":", (unsigned long long)tried);
         scan_json_num(f, wcorr);
-        if (text_segs == it->nseg && it->nseg == 1 && s->tok != NULL) {
+        if (span_found && text_segs == it->nseg && it->nseg == 1 && s->tok != NULL) {
             /* one text segment: token bytes concatenate to the text (SPEC §12.3) */
             uint64_t off = 0, bs = 0, be = 0;
             for (size_t q = 0; q <= best.last && q < n; q++) {
