@@ -50,7 +50,7 @@ static void main_usage(FILE *f) {
                "Commands:\n",
             tokmark_version_string(), tokmark_spec_version());
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n"
                "Exit status:\n"
                "  0  success\n"
@@ -58,7 +58,10 @@ static void main_usage(FILE *f) {
                "  2  bad command line or parameter value\n"
                "  3  a file could not be read or written, is malformed (reported as\n"
                "     FILE:LINE), is a key file readable by group or others, or exists\n"
-               "     already\n");
+               "     already\n"
+               "scan and merge have their own (see tokmark scan --help): 0 no watermark\n"
+               "found, 1 found (with --exit-status), 2 usage, 3 file, 4 bad input\n"
+               "(--strict), 5 internal.\n");
 }
 
 static const command *find_command(const char *name) {
