@@ -46,8 +46,8 @@ $(BUILD)/libtokmark.so: $(LIB_OBJ)
 # The CLI: tools/tokmark.c (commands in tools/cmd_*.h) plus the tool-side
 # modules in tools/cli/*.c (input reading, the reference LM, ...).  It reads
 # JSON with jansson and compressed input with zlib and libzstd; `tokmark report`
-# draws its PDF with cairo and pango (pangocairo).
-CLI_PKGS   := jansson zlib libzstd pangocairo
+# draws its PDF with cairo and pango (pangocairo), and releases fontconfig's caches.
+CLI_PKGS   := jansson zlib libzstd pangocairo fontconfig
 CLI_CFLAGS := $(shell pkg-config --cflags $(CLI_PKGS)) -Itools/cli
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS))
 CLI_SRC    := $(wildcard tools/cli/*.c)
@@ -106,6 +106,21 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
 	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -O3 -o $@ $< $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
 bench: $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 	@for b in $^; do $$b || exit 1; done
+
+# ---- evaluation (docs/EVAL.md): power, quality, robustness, false positives,
+# radioactivity on the reference LM; builds data/corpus when missing; the
+# teacher model is cached in $(BUILD)/eval/; about 10 minutes on 2 cores ----
+.PHONY: eval
+EVAL_SRC := eval/eval.c eval/evalutil.c
+$(BUILD)/eval/eval: $(EVAL_SRC) eval/evalutil.h $(wildcard tools/cli/*.h) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -Ieval -o $@ $(EVAL_SRC) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
+eval: $(BUILD)/eval/eval
+	@test -d data/corpus/train -a -d data/corpus/heldout || sh scripts/build-corpus.sh
+	$(BUILD)/eval/eval --corpus data/corpus --out $(BUILD)/eval --docs docs $(EVAL_ARGS) | tee $(BUILD)/eval/results.md
+$(BUILD)/tests/test_eval: tests/test_eval.c $(EVAL_SRC) eval/evalutil.h $(wildcard tests/*.h) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Ieval -o $@ tests/test_eval.c eval/evalutil.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(TEST_LIBS) $(LDLIBS) $(LDFLAGS)
 
 # ---- sanitizers: separate build trees ----
 asan:

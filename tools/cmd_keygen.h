@@ -10,6 +10,7 @@ static const char cmd_keygen_help[] =
     "usage: tokmark keygen --scheme kgw|gumbel|synthid [PARAMETERS] [--force] -o FILE\n"
     "       tokmark keygen --from MASTERFILE --account ID [--account ID ...] [--force] -o FILE\n"
     "       tokmark keygen --compat hf-kgw|lmw-kgw|hf-synthid|synthid ... -o FILE  (--compat --help)\n"
+    "       tokmark keygen --signing [--force] -o FILE   (report-signing key, Ed25519; tokmark report)\n"
     "\n"
     "Create a profile: a new random secret key and the watermark parameters, written\n"
     "to FILE with mode 0600.  Prints the public key ID and a one-line summary; the\n"

@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -126,6 +127,9 @@ typedef struct rep_ctx {
     rp_file *files;
     size_t nfiles, capfiles;
     size_t cursor;
+    rp_file aux[2];
+    const char *aux_role[2];
+    size_t naux;
     double *ctrl_lp, *ctrl_z;
     char tok_name[TOKMARK_TOKENIZER_MAX + 8], tok_path[4096], tok_sha[65];
     uint64_t tok_size;
@@ -303,6 +307,21 @@ static int rep_evidence(rep_ctx *c) {
         if (rc != 0) return rc;
     }
     for (size_t i = 0; i < c->nfiles; i++) c->files[i].min_log10_p = 0;
+    /* the other files the scan reads */
+    const char *aux[2] = {c->cfg.filter, c->cfg.accounts}, *role[2] = {"filter", "accounts"};
+    for (size_t k = 0; k < 2; k++) {
+        if (aux[k] == NULL) continue;
+        rp_file *f = &c->aux[c->naux];
+        memset(f, 0, sizeof *f);
+        f->path = strdup(aux[k]);
+        if (f->path == NULL) return EXIT_FAIL;
+        c->aux_role[c->naux++] = role[k];
+        int e = rp_sha256_file(aux[k], f->sha256, &f->size);
+        if (e != 0) {
+            fprintf(stderr, "tokmark: %s: cannot read the %s file: %s\n", aux[k], role[k], strerror(e));
+            return EXIT_FILE;
+        }
+    }
     return 0;
 }
 
@@ -333,9 +352,7 @@ static void rep_text(rep_ctx *c, const tokmark_params *pp) {
     snprintf(gam, sizeof gam, "%.6g", tokmark_params_gamma(pp));
     switch (pp->scheme) {
     case TOKMARK_SCHEME_KGW:
-        what = "For every position, the key divides the vocabulary pseudo-randomly into a 'green' part (here a "
-               "fraction γ of all tokens) and the rest, depending on the tokens just before; the generator gave the "
-               "green tokens a small bonus, so watermarked text holds more green tokens than chance allows.";
+        what = NULL; /* below, with γ */
         coin = "whether each token is green is a biased coin flip with a known probability γ";
         stat = "the number of green tokens among the n distinct scored tuples, which under the null hypothesis "
                "follows the binomial distribution Binomial(n, γ) exactly";
@@ -357,13 +374,20 @@ static void rep_text(rep_ctx *c, const tokmark_params *pp) {
                "computed exactly (binomial, or its weighted form)";
         break;
     }
-    (void)gam;
+    char whatbuf[640];
+    if (what == NULL)
+        snprintf(whatbuf, sizeof whatbuf,
+                 "For every position, the key divides the vocabulary pseudo-randomly into a 'green' part (a "
+                 "fraction γ of all tokens; here γ = %s) and the rest, depending on the tokens just before; the "
+                 "generator gave the green tokens a small bonus, so watermarked text holds more green tokens than "
+                 "chance allows.", gam);
+    else snprintf(whatbuf, sizeof whatbuf, "%s", what);
     c->nmethod = 0;
     c->method[c->nmethod++] = rep_strf(c,
         "What the watermark is. When the text was generated, a secret key (identified in this report only by its "
         "public key ID; the key itself is not disclosed) steered the choice of each token (word piece). %s "
         "Without the key nobody can tell which tokens were favoured, so the watermark cannot be seen, read or "
-        "forged from the text alone.", what);
+        "forged from the text alone.", whatbuf);
     c->method[c->nmethod++] = rep_strf(c,
         "Why text without the watermark behaves like coin flips. The favoured tokens are computed by a keyed "
         "pseudo-random function (AES-128 under keys derived from the secret key) of the preceding tokens. For text "
@@ -540,6 +564,22 @@ static void rep_json(rep_ctx *c) {
         rp_json_u64(b, c->files[i].size);
         rp_json_key(b, &f2, "sha256");
         rp_json_str(b, c->files[i].sha256);
+        rp_buf_puts(b, "}");
+    }
+    rp_buf_puts(b, "]");
+    rp_json_key(b, &f1, "auxiliary");
+    rp_buf_puts(b, "[");
+    for (size_t i = 0; i < c->naux; i++) {
+        f2 = 1;
+        rp_buf_puts(b, i ? ",{" : "{");
+        rp_json_key(b, &f2, "role");
+        rp_json_str(b, c->aux_role[i]);
+        rp_json_key(b, &f2, "path");
+        rp_json_str(b, c->aux[i].path);
+        rp_json_key(b, &f2, "size");
+        rp_json_u64(b, c->aux[i].size);
+        rp_json_key(b, &f2, "sha256");
+        rp_json_str(b, c->aux[i].sha256);
         rp_buf_puts(b, "}");
     }
     rp_buf_puts(b, "]");
@@ -752,6 +792,7 @@ static void rep_free(rep_ctx *c) {
     free(c->docs);
     for (size_t i = 0; i < c->nfiles; i++) free(c->files[i].path);
     free(c->files);
+    for (size_t i = 0; i < c->naux; i++) free(c->aux[i].path);
     free(c->ser_x);
     free(c->ser_y);
     free(c->cdz);
@@ -769,7 +810,6 @@ static int rep_run(rep_ctx *c) {
     if (rc != 0) return rc;
     c->cfg.control_keys = c->controls;
     c->cfg.no_output = 1;
-    c->cfg.quiet = 1;
     scan_state s;
     rc = scan_setup(&s, &c->cfg);
     if (rc != 0) {
@@ -848,7 +888,7 @@ static int rep_run(rep_ctx *c) {
     for (uint32_t j = 0; rc == 0 && j < c->controls; j++) {
         tokmark_result cr;
         tokmark_detector_corpus(s.det, s.nreal + j, &cr);
-        /* as one of R real keys would be: Šidák for R (SPEC §13.4) */
+        /* as one of R real keys would be: Šidák for R (SPEC §13.3) */
         double lp = tokmark_ln_sidak(cr.log10_p * REP_LN10, s.nreal) / REP_LN10;
         c->ctrl_lp[j] = lp;
         c->ctrl_z[j] = cr.z;
@@ -867,7 +907,10 @@ static int rep_run(rep_ctx *c) {
     r->ncontrols = c->controls;
     r->control_log10_p = c->ctrl_lp;
     r->control_z = c->ctrl_z;
+    r->scheme = tokmark_scheme_name(pp->scheme);
+    rep_text(c, pp); /* pp lives in the ring: before it is freed */
     scan_state_free(&s);
+    pp = NULL;
     if (rc != 0) return rc;
     /* plot (a): at most REP_MAX_SERIES points, evenly spaced, the last included */
     if (c->nser > REP_MAX_SERIES) {
@@ -878,7 +921,6 @@ static int rep_run(rep_ctx *c) {
         }
         c->nser = REP_MAX_SERIES;
     }
-    rep_text(c, pp);
     if (c->oom) return EXIT_FAIL;
     /* the rest of the report */
     r->title = c->title;
@@ -891,7 +933,6 @@ static int rep_run(rep_ctx *c) {
     r->spec = tokmark_spec_version();
     r->nkeys = c->nkeys;
     r->key_ids = c->key_ptr;
-    r->scheme = tokmark_scheme_name(pp->scheme);
     r->params_text = c->params_text;
     r->commitments = c->commit ? c->commit_ptr : NULL;
     r->files = c->files;
@@ -900,6 +941,9 @@ static int rep_run(rep_ctx *c) {
     r->tok_path = c->have_tok_file ? c->tok_path : NULL;
     r->tok_sha256 = c->tok_sha;
     r->tok_size = c->tok_size;
+    r->aux = c->aux;
+    r->aux_role = c->aux_role;
+    r->naux = c->naux;
     r->mode = scan_mode_name(c->cfg.mode);
     r->alpha = c->cfg.alpha;
     r->documents = c->tot.documents;
@@ -926,7 +970,7 @@ static int rep_run(rep_ctx *c) {
  * report's own options are taken out first.  own: 1 for `report` (its
  * options allowed), 0 for the re-run of verify.  Returns -1 to go on or an
  * exit code. */
-static int rep_parse_scan(rep_ctx *c, int argc, char **argv, char **av) {
+static int rep_parse_scan(rep_ctx *c, int argc, char **argv, const char **av) {
     int rc = scan_parse_args(argc, argv, &c->cfg, c->inputs, &c->ninputs, 4096, cmd_report_help);
     if (rc >= 0) return rc;
     /* record the options: every argument but --profile KEY and the inputs */
@@ -942,7 +986,7 @@ static int rep_parse_scan(rep_ctx *c, int argc, char **argv, char **av) {
         if (strncmp(argv[i], "--profile=", 10) == 0) continue;
         av[c->nargs++] = argv[i];
     }
-    c->args = (const char **)av;
+    c->args = av;
     if (c->ninputs == 0) return cli_usage_error("no INPUT: a report needs files or directories");
     for (size_t k = 0; k < c->ninputs; k++)
         if (strcmp(c->inputs[k], "-") == 0)
@@ -1006,7 +1050,8 @@ static int cmd_report(int argc, char **argv) {
     const char *sk_path = NULL, *outdir = NULL, *title = "untitled", *examiner = "unknown";
     uint32_t controls = 1000;
     int commit = 0;
-    char **av = malloc(((size_t)argc + 1) * sizeof *av), **rec = malloc(((size_t)argc + 1) * sizeof *rec);
+    char **av = malloc(((size_t)argc + 1) * sizeof *av);
+    const char **rec = malloc(((size_t)argc + 1) * sizeof *rec);
     rep_ctx *c = calloc(1, sizeof *c);
     if (av == NULL || rec == NULL || c == NULL) {
         free(av);
@@ -1018,21 +1063,52 @@ static int cmd_report(int argc, char **argv) {
     int ac = 0, rc = -1;
     av[ac++] = argv[0];
     for (int i = 1; i < argc && rc < 0; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (strcmp(a, "--signing-key") == 0 && has) sk_path = argv[++i];
-        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has) outdir = argv[++i];
-        else if (strcmp(a, "--title") == 0 && has) title = argv[++i];
-        else if (strcmp(a, "--examiner") == 0 && has) examiner = argv[++i];
-        else if (strcmp(a, "--controls") == 0 && has) {
-            if (!cli_parse_u32("--controls", argv[++i], 1, 100000, &controls)) rc = EXIT_USAGE;
-        } else if (strcmp(a, "--commit-key") == 0) commit = 1;
-        else av[ac++] = argv[i];
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--") == 0) { /* the rest are inputs */
+            while (i < argc) av[ac++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "--commit-key") == 0) {
+            commit = 1;
+            continue;
+        }
+        static const char *const own[] = {"--signing-key", "--output", "--title", "--examiner", "--controls", "-o"};
+        int which = -1;
+        for (int k = 0; k < 6 && which < 0; k++) {
+            size_t n = strlen(own[k]);
+            if (strcmp(a, own[k]) == 0) {
+                which = k;
+                if (i + 1 < argc) v = argv[++i];
+            } else if (k < 5 && strncmp(a, own[k], n) == 0 && a[n] == '=') {
+                which = k;
+                v = a + n + 1;
+            }
+        }
+        if (which < 0) {
+            av[ac++] = argv[i];
+            continue;
+        }
+        if (v == NULL) {
+            rc = cli_usage_error("option '%s' needs a value", a);
+            break;
+        }
+        if (which == 0) sk_path = v;
+        else if (which == 1 || which == 5) outdir = v;
+        else if (which == 2) title = v;
+        else if (which == 3) examiner = v;
+        else if (!cli_parse_u32("--controls", v, 1, 100000, &controls)) rc = EXIT_USAGE;
     }
     uint8_t *sk = NULL;
     char *tmp = NULL, *opening_path = NULL;
     rp_buf pdf = {0}, sig = {0};
     if (rc < 0) rc = rep_parse_scan(c, ac, av, rec);
+    if (rc >= 0) { /* --help, or a usage error */
+        rep_free(c);
+        free(c);
+        free(av);
+        free(rec);
+        return rc;
+    }
     if (rc < 0 && sk_path == NULL) rc = cli_usage_error("missing --signing-key FILE (tokmark keygen --signing -o FILE)");
     if (rc < 0 && (outdir == NULL || *outdir == '\0')) rc = cli_usage_error("missing -o DIR: the report directory to create");
     if (rc < 0 && c->cfg.nprofiles > 64) rc = cli_usage_error("at most 64 keys");
@@ -1086,8 +1162,17 @@ static int cmd_report(int argc, char **argv) {
         if (sig.failed) rc = EXIT_FAIL;
     }
     if (sk != NULL) sodium_free(sk);
-    /* write: a temporary sibling directory, then one rename */
+    /* write: a temporary sibling directory, then one rename.  Interrupts
+     * (INT, TERM, HUP, QUIT) wait until this is finished or cleaned up, so
+     * they leave neither a half-written report nor the temporary directory. */
     int made_tmp = 0;
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    int blocked = rc == 0 && pthread_sigmask(SIG_BLOCK, &block, &saved) == 0;
     if (rc == 0) {
         size_t ol = strlen(outdir);
         while (ol > 1 && outdir[ol - 1] == '/') ol--;
@@ -1161,6 +1246,7 @@ static int cmd_report(int argc, char **argv) {
     }
     if (rc != 0 && wrote_opening) unlink(opening_path);
     if (made_tmp) rep_remove_tmp(tmp);
+    if (blocked) pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (rc == 0) {
         printf("report %s\nkey-id %s\ncorpus log10_p_corrected %.6f %s\nsigner %s\n", outdir, c->rep.corpus_key_id,
                c->rep.log10_p_corrected, c->rep.verdict, c->fp);
@@ -1296,8 +1382,10 @@ static int cmd_report_verify(int argc, char **argv) {
     json_t *ev = root ? json_object_get(json_object_get(root, "evidence"), "files") : NULL;
     if (rc == 0 && root != NULL && (evidence || nprof > 0)) {
         size_t i;
-        json_t *f;
-        json_array_foreach(ev, i, f) {
+        json_t *f, *all = json_array();
+        json_array_extend(all, ev);
+        json_array_extend(all, json_object_get(json_object_get(root, "evidence"), "auxiliary"));
+        json_array_foreach(all, i, f) {
             const char *path = json_string_value(json_object_get(f, "path"));
             const char *sha = json_string_value(json_object_get(f, "sha256"));
             json_int_t size = json_integer_value(json_object_get(f, "size"));
@@ -1311,6 +1399,7 @@ static int cmd_report_verify(int argc, char **argv) {
             else snprintf(det, sizeof det, "%llu bytes, SHA-256 matches", (unsigned long long)sz);
             ver_item(er == 0 && sha != NULL && strcmp(h, sha) == 0 && (json_int_t)sz == size, what, det);
         }
+        json_decref(all);
         json_t *tk = json_object_get(json_object_get(root, "evidence"), "tokenizer");
         const char *tpath = json_string_value(json_object_get(tk, "path"));
         if (tpath != NULL) {
@@ -1326,7 +1415,8 @@ static int cmd_report_verify(int argc, char **argv) {
         json_t *sc = json_object_get(root, "scan"), *args = json_object_get(sc, "arguments"),
                *ins = json_object_get(sc, "inputs");
         size_t na = json_array_size(args), ni = json_array_size(ins);
-        char **av = calloc(na + ni + 2 * nprof + 2, sizeof *av), **rec = calloc(na + ni + 2 * nprof + 2, sizeof *rec);
+        char **av = calloc(na + ni + 2 * nprof + 2, sizeof *av);
+        const char **rec = calloc(na + ni + 2 * nprof + 2, sizeof *rec);
         rep_ctx *c = calloc(1, sizeof *c);
         int ac = 0, ok = av && rec && c;
         if (ok) {

@@ -26,7 +26,7 @@ static const command commands[] = {
     {"keyinfo", "show the key ID and parameters of key files (never the key)", cmd_keyinfo,
      cmd_keyinfo_help},
     {"compat-detect", "score ids with a compatibility profile (transformers, lm-watermarking, synthid-text)", cmd_compat_detect, cmd_compat_detect_help},
-    {"demo", "embed and detect end to end on a synthetic model (built-in defaults)", cmd_demo,
+    {"demo", "the main job end to end: reference LM, demo key, sample corpus, scan", cmd_demo,
      cmd_demo_help},
     {"tokenize", "text to token ids (tiktoken encodings, token-exact)", cmd_tokenize, cmd_tokenize_help},
     {"detokenize", "token ids back to text", cmd_detokenize, cmd_detokenize_help},

@@ -5,6 +5,7 @@
 #include "report_pdf.h"
 
 #include <cairo-pdf.h>
+#include <fontconfig/fontconfig.h>
 #include <pango/pangocairo.h>
 
 #include <math.h>
@@ -581,6 +582,12 @@ int rp_pdf_render(const rp_report *r, rp_buf *out, const char **why) {
         snprintf(buf, sizeof buf, "   %llu bytes  SHA-256 %s", (unsigned long long)r->files[i].size, r->files[i].sha256);
         mono(p, buf, "DejaVu Sans Mono 7.5");
     }
+    for (size_t i = 0; i < r->naux; i++) {
+        snprintf(buf, sizeof buf, "%s: %s", r->aux_role[i], r->aux[i].path);
+        mono(p, buf, "DejaVu Sans Mono 7.5");
+        snprintf(buf, sizeof buf, "   %llu bytes  SHA-256 %s", (unsigned long long)r->aux[i].size, r->aux[i].sha256);
+        mono(p, buf, "DejaVu Sans Mono 7.5");
+    }
     p->y += 6;
     if (r->tok_path != NULL) {
         snprintf(buf, sizeof buf, "tokenizer %s: %s", r->tok_name, r->tok_path);
@@ -597,6 +604,10 @@ int rp_pdf_render(const rp_report *r, rp_buf *out, const char **why) {
     cairo_surface_finish(p->surf);
     cairo_status_t st = cairo_surface_status(p->surf);
     cairo_surface_destroy(p->surf);
+    /* release the fonts (font map and caches): a report is drawn once */
+    pango_cairo_font_map_set_default(NULL);
+    cairo_debug_reset_static_data();
+    FcFini();
     if (st != CAIRO_STATUS_SUCCESS || out->failed) {
         *why = st != CAIRO_STATUS_SUCCESS ? cairo_status_to_string(st) : "out of memory";
         return -1;

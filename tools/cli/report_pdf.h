@@ -49,6 +49,9 @@ typedef struct rp_report {
     size_t nfiles;
     const char *tok_name, *tok_path, *tok_sha256;
     uint64_t tok_size;
+    const rp_file *aux;             /* other files the scan read: --filter, --accounts */
+    const char *const *aux_role;
+    size_t naux;
     /* results */
     const char *mode;
     double alpha;

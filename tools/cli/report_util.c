@@ -119,10 +119,14 @@ int rp_sha256_file(const char *path, char out[65], uint64_t *size) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return errno;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISREG(st.st_mode) ? errno : EISDIR;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
         return e ? e : EIO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
@@ -342,7 +346,7 @@ static int parse_key(const char *text, size_t len, int want_secret, uint8_t *see
         pos += n + (nl != NULL);
         ln++;
         *line = ln;
-        if (ended) return n == 0 ? RP_ERR_FORMAT : RP_ERR_FORMAT;
+        if (ended) return RP_ERR_FORMAT; /* nothing after end */
         if (secret_file < 0) {
             if (n == strlen(SK_MAGIC) && memcmp(s, SK_MAGIC, n) == 0) secret_file = 1;
             else if (n == strlen(PK_MAGIC) && memcmp(s, PK_MAGIC, n) == 0) secret_file = 0;
@@ -424,8 +428,13 @@ static int read_small(const char *path, char **text, size_t *len, int secret, in
         return RP_ERR_IO;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
+    if (fstat(fd, &st) != 0) {
         *err_no = errno;
+        close(fd);
+        return RP_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > 65536) {
+        *err_no = S_ISREG(st.st_mode) ? 0 : EINVAL;
         close(fd);
         return S_ISREG(st.st_mode) ? RP_ERR_FORMAT : RP_ERR_IO;
     }
@@ -487,8 +496,6 @@ int rp_pubkey_load(const char *path, uint8_t pk[RP_PK_BYTES], size_t *line, int 
 
 /* ---- statistics --------------------------------------------------------------- */
 
-#define LN_2 0.69314718055994530942
-
 /* ln P(X >= k), X ~ Binomial(n, p) */
 static double ln_upper(uint64_t k, uint64_t n, double p) { return tokmark_ln_sf_binomial(k, n, p); }
 
@@ -515,5 +522,4 @@ void rp_binom_ci(uint64_t k, uint64_t n, double conf, double *lo, double *hi) {
         }
         *hi = 0.5 * (l + h);
     }
-    (void)LN_2;
 }
