@@ -17,6 +17,7 @@
 #   locales         tests only: a decimal-comma locale (de_DE.UTF-8) proves that
 #                   key files are written and read independently of the locale
 #   libcairo2-dev, libpango1.0-dev  `tokmark report` draws its PDF (and plots) with cairo, laid out by pango
+#   libfontconfig-dev  `tokmark report` releases fontconfig's caches at exit (FcFini)
 #   fonts-dejavu-core  the fonts of that PDF (DejaVu Sans/Serif/Mono; a fresh machine may have none)
 #   poppler-utils   tests only: pdftoppm and pdftotext render and read the report's PDF
 #   bible-kjv, fortunes, groff-base, bsdextrautils  scripts/build-corpus.sh: the King James
@@ -27,7 +28,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq build-essential pkg-config libsodium-dev libssl-dev libcmocka-dev \
     libjansson-dev libpcre2-dev zlib1g-dev libzstd-dev libutf8proc-dev locales \
-    libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils \
+    libcairo2-dev libpango1.0-dev libfontconfig-dev fonts-dejavu-core poppler-utils \
     bible-kjv fortunes groff-base bsdextrautils >/dev/null
 if ! command -v npm >/dev/null 2>&1; then
     apt-get install -y -qq nodejs npm >/dev/null
