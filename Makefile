@@ -117,7 +117,8 @@ $(BUILD)/eval/eval: $(EVAL_SRC) eval/evalutil.h $(wildcard tools/cli/*.h) $(BUIL
 	$(CC) $(ALL_CFLAGS) $(CLI_CFLAGS) -Ieval -o $@ $(EVAL_SRC) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(CLI_LIBS) $(LDLIBS) $(LDFLAGS)
 eval: $(BUILD)/eval/eval
 	@test -d data/corpus/train -a -d data/corpus/heldout || sh scripts/build-corpus.sh
-	$(BUILD)/eval/eval --corpus data/corpus --out $(BUILD)/eval --docs docs $(EVAL_ARGS) | tee $(BUILD)/eval/results.md
+	$(BUILD)/eval/eval --corpus data/corpus --out $(BUILD)/eval --docs docs $(EVAL_ARGS) > $(BUILD)/eval/results.md
+	@cat $(BUILD)/eval/results.md
 $(BUILD)/tests/test_eval: tests/test_eval.c $(EVAL_SRC) eval/evalutil.h $(wildcard tests/*.h) $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Ieval -o $@ tests/test_eval.c eval/evalutil.c $(BUILD)/libtokmark-cli.a $(BUILD)/libtokmark.a $(TEST_LIBS) $(LDLIBS) $(LDFLAGS)

@@ -1,11 +1,17 @@
 /* bench_tokenizer — tokenizer throughput (issue #3 targets).
  * Prints "NAME VALUE UNIT" lines: MB/s per core on English text (a few MB
  * built at run time from /usr/share/common-licenses and man pages), the
- * scaling with threads sharing one tokenizer, the pathological 10 MB inputs,
- * and, when node and build/node/node_modules/tiktoken are present, npm
- * tiktoken's speed on the same text and the ratio; then cl100k_base's split
- * pattern by PCRE2 (JIT) and by the hand-written scanner, alone and end to
- * end, on the English and a multilingual text.  Best of several runs. */
+ * scaling with threads sharing one tokenizer, and, when node and
+ * build/node/node_modules/tiktoken are present, npm tiktoken's speed on the
+ * same text and the ratio; cl100k_base's split pattern by PCRE2 (JIT) and by
+ * the hand-written scanner, alone and end to end, on the English and a
+ * multilingual text (best of several runs).  Pathological lines of 1 MB and
+ * 10 MB (random letters, one letter, a 2-byte character, digits) for
+ * cl100k_base, o200k_base and the GPT-2 and Mistral tokenizer.json, with the
+ * 10 MB / 1 MB time ratio; the tokenizer.json files' load time and English
+ * MB/s against npm @anush008/tokenizers (bench/hf-tokenizers-bench.js; a
+ * message instead without node or the package).  `bench_tokenizer hf` runs
+ * only the pathological lines and the tokenizer.json part. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>

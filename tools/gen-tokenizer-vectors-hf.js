@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// gen-tokenizer-vectors-hf.js — oracle vectors for Hugging Face tokenizer.json (SPEC.md §9.8, §9.9).
+// gen-tokenizer-vectors-hf.js — oracle vectors for Hugging Face tokenizer.json (SPEC.md §9.8-9.10):
+// the fetched files and the VARIANTS below (made from them; the C tests make them the same way).
 //
 // Tokenizes the corpus of gen-tokenizer-vectors.js (read back from the
 // committed testvectors/tokenizer/cl100k_base.jsonl: its id and text/hex
@@ -9,8 +10,9 @@
 //   {"id", "text" | "hex", "ordinary": [...], "special": [...]}
 //   "special":  encode(text, addSpecialTokens=false) with the file as it is
 //               (added tokens, special or not, are matched in the text)
-//   "ordinary": the same with the special added tokens removed from the file,
-//               which is what HF's encode_special_tokens=true does
+//   "ordinary": the same with the special added tokens removed from the file
+//               (SPEC.md §9.8: HF's encode_special_tokens=true, except where a
+//               non-special added token overlaps a special one's text)
 //   "decoded":  decode("special", skipSpecialTokens=false), a string
 // and 20 lines {"id": "decode_random_K", "decode_ids": [...], "decoded"} that decode
 // random ids (10 over the whole vocabulary, 10 below 300: bytes and byte tokens).

@@ -883,11 +883,54 @@ void tm_hf_scratch_free(tm_hf_scratch *s) {
     free(s->pre);
     for (int k = 0; k < 4; k++) free(s->norm[k]);
     free(s->u32);
+    free(s->pcache);
     memset(s, 0, sizeof *s);
 }
 
 static int bpe_reserve(tm_hf_scratch *s, size_t n);
 #define HF_LINEAR_MAX 48 /* BPE of at most this many symbols scans linearly */
+
+/* A direct-mapped cache of short pieces and their ids, per encoder (as
+ * tiktoken.c's): words recur, and a hit replaces the vocabulary lookups and
+ * BPE.  It only remembers what BPE computed for the same bytes (BPE of a
+ * piece depends on nothing else), so the ids are unchanged. */
+#define HF_PCACHE_SIZE 2048u
+#define HF_PCACHE_LEN 14u
+#define HF_PCACHE_IDS 4u
+typedef struct hf_pcache_entry {
+    int32_t ids[HF_PCACHE_IDS];
+    uint8_t len; /* 0: empty */
+    uint8_t nids;
+    uint8_t bytes[HF_PCACHE_LEN];
+} hf_pcache_entry;
+struct tm_hf_pcache {
+    hf_pcache_entry e[HF_PCACHE_SIZE];
+};
+
+/* The cache slot of p[0..n) (n <= HF_PCACHE_LEN), or NULL without a cache. */
+static hf_pcache_entry *pcache_slot(tm_hf_scratch *s, const uint8_t *p, size_t n) {
+    if (s->pcache == NULL && (s->pcache = (struct tm_hf_pcache *)calloc(1, sizeof *s->pcache)) == NULL) return NULL;
+    uint8_t w[16] = {0};
+    memcpy(w, p, n);
+    uint64_t a = 0, b = 0;
+    for (int k = 0; k < 8; k++) a |= (uint64_t)w[k] << (8 * k), b |= (uint64_t)w[8 + k] << (8 * k);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ ((b + n) * 0xC2B2AE3D27D4EB4Full);
+    return &s->pcache->e[(h >> 40) & (HF_PCACHE_SIZE - 1)];
+}
+
+static int pcache_hit(const hf_pcache_entry *ce, const uint8_t *p, size_t n, tm_tok_out *o) {
+    if (ce == NULL || ce->len != n || memcmp(ce->bytes, p, n) != 0) return 0;
+    for (uint32_t k = 0; k < ce->nids; k++) tm_tok_emit(o, (uint32_t)ce->ids[k]);
+    return 1;
+}
+
+static void pcache_put(hf_pcache_entry *ce, const uint8_t *p, size_t n, const tm_tok_out *o, size_t n0) {
+    if (ce == NULL || o->ids == NULL || o->n - n0 > HF_PCACHE_IDS || o->n > o->cap) return; /* not all written */
+    ce->len = (uint8_t)n;
+    ce->nids = (uint8_t)(o->n - n0);
+    memcpy(ce->bytes, p, n);
+    memcpy(ce->ids, o->ids + n0, (o->n - n0) * sizeof *ce->ids);
+}
 static void bpe_merge(const tm_hf *h, tm_hf_scratch *s, uint32_t N, tm_tok_out *o);
 
 /* BPE of one piece by merge rank (HF Word::merge_all), appended to o. */
@@ -904,11 +947,15 @@ static int hf_bpe(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_hf_
             return TOKMARK_OK;
         }
     }
+    hf_pcache_entry *ce = n <= HF_PCACHE_LEN ? pcache_slot(s, p, n) : NULL;
+    if (pcache_hit(ce, p, n, o)) return TOKMARK_OK;
+    size_t n0 = o->n;
     int rc = bpe_reserve(s, n);
     if (rc != TOKMARK_OK) return rc;
     uint32_t *id = (uint32_t *)(void *)(s->buf + 4 * s->size) + 2 * s->size;
     for (size_t i = 0; i < n; i++) id[i] = t->byte_rank[p[i]];
     bpe_merge(h, s, (uint32_t)n, o);
+    pcache_put(ce, p, n, o, n0);
     return TOKMARK_OK;
 }
 
@@ -1102,16 +1149,22 @@ static int norm_reserve(tm_hf_scratch *s, int k, size_t n) {
 
 /* Replace every non-overlapping occurrence of a (leftmost first) in p[0..n)
  * by b, into scratch buffer k; *out / *on receive the result. */
+/* The first occurrence of a[0..al) in p[from..n), or n. */
+static size_t find_lit(const uint8_t *p, size_t n, size_t from, const char *a, size_t al) {
+    while (from + al <= n) {
+        const uint8_t *q = (const uint8_t *)memchr(p + from, (unsigned char)a[0], n - al + 1 - from);
+        if (q == NULL) break;
+        size_t i = (size_t)(q - p);
+        if (memcmp(q + 1, a + 1, al - 1) == 0) return i;
+        from = i + 1;
+    }
+    return n;
+}
+
 static int replace_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, const char *a, size_t al,
                         const char *b, size_t bl, const uint8_t **out, size_t *on) {
     size_t cnt = 0;
-    for (size_t i = 0; i + al <= n;) {
-        if (memcmp(p + i, a, al) == 0) {
-            cnt++;
-            i += al;
-        } else
-            i++;
-    }
+    for (size_t i = find_lit(p, n, 0, a, al); i < n; i = find_lit(p, n, i + al, a, al)) cnt++;
     if (cnt == 0) {
         *out = p;
         *on = n;
@@ -1122,15 +1175,16 @@ static int replace_into(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, con
     int rc = norm_reserve(s, k, nn);
     if (rc != TOKMARK_OK) return rc;
     uint8_t *d = s->norm[k];
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        if (i + al <= n && memcmp(p + i, a, al) == 0) {
-            memcpy(d + o, b, bl);
-            o += bl;
-            i += al;
-        } else
-            d[o++] = p[i++];
+    size_t o = 0, prev = 0;
+    for (size_t i = find_lit(p, n, 0, a, al); i < n; i = find_lit(p, n, i + al, a, al)) {
+        memcpy(d + o, p + prev, i - prev);
+        o += i - prev;
+        memcpy(d + o, b, bl);
+        o += bl;
+        prev = i + al;
     }
+    memcpy(d + o, p + prev, n - prev);
+    o += n - prev;
     *out = d;
     *on = o;
     return TOKMARK_OK;
@@ -1161,6 +1215,9 @@ static int sp_word(hf_ctx *c, const uint8_t *p, size_t n) {
             return TOKMARK_OK;
         }
     }
+    hf_pcache_entry *ce = n <= HF_PCACHE_LEN ? pcache_slot(c->s, p, n) : NULL;
+    if (pcache_hit(ce, p, n, c->o)) return TOKMARK_OK;
+    size_t n0 = c->o->n;
     int rc = bpe_reserve(c->s, n);
     if (rc != TOKMARK_OK) return rc;
     tm_hf_scratch *s = c->s;
@@ -1195,6 +1252,7 @@ static int sp_word(hf_ctx *c, const uint8_t *p, size_t n) {
     }
     if (unk_open) id[N++] = (uint32_t)h->unk_id;
     if (N > 0) bpe_merge(h, s, N, c->o);
+    pcache_put(ce, p, n, c->o, n0);
     return TOKMARK_OK;
 }
 
@@ -1284,35 +1342,41 @@ static size_t put_utf8(uint8_t *d, uint32_t cp) {
     return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, d);
 }
 
-/* One run of text (no opaque code point) normalized by utf8proc into d;
- * returns the number of bytes, or -1 (out of memory) */
-static long nf_run(tm_hf_scratch *s, const uint8_t *p, size_t n, utf8proc_option_t opts, uint8_t *d) {
+/* One run of text (no opaque code point) normalized by utf8proc, appended
+ * to scratch buffer k at *o (which grows as needed). */
+static int nf_run(tm_hf_scratch *s, int k, const uint8_t *p, size_t n, utf8proc_option_t opts, size_t *o) {
     if (is_ascii(p, n)) { /* every normal form of ASCII is itself */
-        memcpy(d, p, n);
-        return (long)n;
+        int rc = norm_reserve(s, k, *o + n);
+        if (rc != TOKMARK_OK) return rc;
+        memcpy(s->norm[k] + *o, p, n);
+        *o += n;
+        return TOKMARK_OK;
     }
     for (;;) {
         utf8proc_ssize_t m = 0;
         if (s->u32_cap > 0)
             m = utf8proc_decompose(p, (utf8proc_ssize_t)n, s->u32, (utf8proc_ssize_t)s->u32_cap, opts);
-        if (m < 0) return -1; /* not well-formed: cannot happen (validated before) */
+        if (m < 0) return TOKMARK_ERR_INVALID; /* not well-formed: cannot happen (validated before) */
         if (s->u32_cap > 0 && (size_t)m <= s->u32_cap) {
             m = utf8proc_normalize_utf32(s->u32, m, opts);
-            if (m < 0) return -1;
-            size_t o = 0;
-            for (utf8proc_ssize_t i = 0; i < m; i++) o += put_utf8(d + o, (uint32_t)s->u32[i]);
-            return (long)o;
+            if (m < 0) return TOKMARK_ERR_INVALID;
+            if ((size_t)m > (SIZE_MAX - *o) / 4) return TOKMARK_ERR_NOMEM;
+            int rc = norm_reserve(s, k, *o + 4 * (size_t)m);
+            if (rc != TOKMARK_OK) return rc;
+            for (utf8proc_ssize_t i = 0; i < m; i++) *o += put_utf8(s->norm[k] + *o, (uint32_t)s->u32[i]);
+            return TOKMARK_OK;
         }
         size_t want = s->u32_cap > (size_t)m ? s->u32_cap : (size_t)m;
         want = want < n + 64 ? n + 64 : want;
-        int32_t *b = (int32_t *)realloc(s->u32, want * sizeof *b);
-        if (b == NULL) return -1;
-        s->u32 = b;
+        if (want > SIZE_MAX / sizeof(int32_t)) return TOKMARK_ERR_NOMEM;
+        int32_t *nb = (int32_t *)realloc(s->u32, want * sizeof *nb);
+        if (nb == NULL) return TOKMARK_ERR_NOMEM;
+        s->u32 = nb;
         s->u32_cap = want;
     }
 }
 
-/* Normal form `kind` of p[0..n) into scratch buffer k. */
+/* Normal form `kind` of p[0..n) into scratch buffer k (p is not in it). */
 static int nf_into(tm_hf_scratch *s, int k, int kind, const uint8_t *p, size_t n, const uint8_t **out, size_t *on) {
     if (is_ascii(p, n)) {
         *out = p;
@@ -1322,29 +1386,26 @@ static int nf_into(tm_hf_scratch *s, int k, int kind, const uint8_t *p, size_t n
     utf8proc_option_t opts = (utf8proc_option_t)(UTF8PROC_STABLE |
                                                  (kind == NORM_NFC || kind == NORM_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
                                                  (kind == NORM_NFKC || kind == NORM_NFKD ? UTF8PROC_COMPAT : 0));
-    /* a code point becomes at most 18 (U+FDFA), each of at most 4 bytes */
-    if (n > SIZE_MAX / 72) return TOKMARK_ERR_NOMEM;
-    int rc = norm_reserve(s, k, 18 * n + 4);
-    if (rc != TOKMARK_OK) return rc;
-    uint8_t *d = s->norm[k];
     size_t o = 0, run = 0;
-    for (size_t i = 0; i < n;) {
+    int rc = norm_reserve(s, k, n);
+    for (size_t i = 0; i < n && rc == TOKMARK_OK;) {
         size_t j = i;
         uint32_t cp = utf8_next(p, n, &j);
         if (uni9_opaque(cp)) {
-            long r = run < i ? nf_run(s, p + run, i - run, opts, d + o) : 0;
-            if (r < 0) return TOKMARK_ERR_NOMEM;
-            o += (size_t)r;
-            memcpy(d + o, p + i, j - i);
-            o += j - i;
+            if (run < i) rc = nf_run(s, k, p + run, i - run, opts, &o);
+            if (rc == TOKMARK_OK) rc = norm_reserve(s, k, o + (j - i));
+            if (rc == TOKMARK_OK) {
+                memcpy(s->norm[k] + o, p + i, j - i);
+                o += j - i;
+            }
             run = j;
         }
         i = j;
     }
-    long r = run < n ? nf_run(s, p + run, n - run, opts, d + o) : 0;
-    if (r < 0) return TOKMARK_ERR_NOMEM;
-    *out = d;
-    *on = o + (size_t)r;
+    if (rc == TOKMARK_OK && run < n) rc = nf_run(s, k, p + run, n - run, opts, &o);
+    if (rc != TOKMARK_OK) return rc;
+    *out = s->norm[k];
+    *on = o;
     return TOKMARK_OK;
 }
 

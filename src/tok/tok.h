@@ -129,6 +129,7 @@ typedef struct tm_hf_scratch {
     size_t norm_cap[4];
     int32_t *u32;     /* code points while normalizing (utf8proc) */
     size_t u32_cap;
+    struct tm_hf_pcache *pcache; /* short pieces and their ids (hf.c); made on first use */
 } tm_hf_scratch;
 
 /* Parse tokenizer.json data; TOKMARK_ERR_UNSUPPORTED names the component in
