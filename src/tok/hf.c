@@ -520,7 +520,7 @@ static int parse_vocab_bytelevel(tokmark_tokenizer *t, json_t *vocab, const int1
         uint64_t hh = tm_tok_hash(dst, (size_t)bl);
         uint64_t k = hh & t->mask;
         while (t->slots[k] != 0) k = (k + 1) & t->mask; /* keys are distinct strings, so distinct bytes */
-        t->slots[k] = (hh >> 32) << 32 | ((uint64_t)id + 1);
+        t->slots[k] = tm_tok_slot(hh, (size_t)bl, (uint32_t)id);
     }
     t->n_ranks = (uint32_t)max_id + 1;
     for (int b = 0; b < 256; b++) {
@@ -580,7 +580,7 @@ static int parse_vocab_sp(tokmark_tokenizer *t, tm_hf *h, json_t *model, json_t 
         uint64_t hh = tm_tok_hash(h->raw.blob + used, kl);
         uint64_t k = hh & h->raw.mask;
         while (h->raw.slots[k] != 0) k = (k + 1) & h->raw.mask;
-        h->raw.slots[k] = (hh >> 32) << 32 | ((uint64_t)id + 1);
+        h->raw.slots[k] = tm_tok_slot(hh, kl, (uint32_t)id);
         used += kl;
         /* <0xNN>: model byte fallback (exactly "<0x%02X>") and decoder ByteFallback (any hex case) */
         int hi = kl == 6 ? hexdig(key[3]) : -1, lo = kl == 6 ? hexdig(key[4]) : -1;

@@ -76,15 +76,22 @@ static inline uint64_t tm_tok_hash(const uint8_t *p, size_t n) {
 }
 
 /* The rank of bytes p[0..n), or TM_NO_RANK. */
+/* A slot of the token index: the top 24 bits of the hash, the token's length
+ * (255 for 255 and more) and id + 1, so that a probe rejects a token of
+ * another length without touching tok_len or the blob. */
+static inline uint64_t tm_tok_slot(uint64_t h, size_t n, uint32_t id) {
+    return (h >> 40) << 40 | (uint64_t)(n < 255 ? n : 255) << 32 | ((uint64_t)id + 1);
+}
+
 static inline uint32_t tm_tok_rank(const tokmark_tokenizer *t, const uint8_t *p, size_t n) {
     uint64_t h = tm_tok_hash(p, n);
-    uint64_t tag = h >> 32;
+    uint64_t tag = (h >> 40) << 8 | (n < 255 ? n : 255);
     for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
         uint64_t s = t->slots[i];
         if (s == 0) return TM_NO_RANK;
         if ((s >> 32) == tag) {
             uint32_t r = (uint32_t)s - 1;
-            if (t->tok_len[r] == n) {
+            if (n < 255 || t->tok_len[r] == n) {
                 const uint8_t *q = t->blob + t->tok_off[r];
                 size_t k = 0;
                 while (k < n && q[k] == p[k]) k++;
