@@ -415,6 +415,25 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
         tm_store_ctr_block(d->scratch + 16 * i, d->nonce[i], gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
+    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace != NULL && !d->record) {
+        /* KGW with a trace (windowed scans): the same totals, and each
+         * document-new tuple's bit into the trace */
+        for (size_t i = 0; i < m; i++) {
+            uint32_t t = (uint32_t)d->kcand[i];
+            uint64_t green = tm_load32le(d->scratch + 16 * i + 4 * (t & 3)) < pp->gamma_threshold;
+            uint64_t fd = d->kflags[i] & 1, fc = (d->kflags[i] >> 1) & 1;
+            K->doc.scored += fd;
+            K->doc.count += fd & green;
+            K->corpus.scored += fc;
+            K->corpus.count += fc & green;
+            uint64_t pos = d->doc_pos + d->kpos[i];
+            if (fd && pos < K->trace_cap) {
+                K->trace[pos].value = (double)green;
+                K->trace[pos].scored = 1;
+            }
+        }
+        return;
+    }
     if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace == NULL && !d->record) {
         /* the common case, without a per-tuple switch */
         uint64_t dn = 0, dg = 0, cn = 0, cg = 0;
