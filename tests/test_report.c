@@ -17,100 +17,11 @@
 
 #include "report_util.h"
 #include "testutil.h"
+#include "wmtext.h"
 
-static tokmark_tokenizer *g_tok;
-static int32_t *g_pool;
-static size_t g_npool;
-
-/* ------------------------------------------------------------------------ */
-/* Data (as in test_scan.c)                                                  */
-/* ------------------------------------------------------------------------ */
-
-static uint64_t mix(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-enum { NCAND = 64 };
-
-static void model(int32_t a, int32_t b, tokmark_token_data *cand) {
-    uint64_t s = mix((uint64_t)(uint32_t)a << 32 | (uint32_t)b);
-    for (int i = 0; i < NCAND; i++) {
-        s = mix(s);
-        cand[i].id = g_pool[s % g_npool];
-        cand[i].logit = (float)(-0.25 * i + (double)((s >> 40) & 0xffff) / 65536.0);
-        cand[i].p = 0.0f;
-    }
-}
-
-/* n tokens of text, watermarked with p (NULL: plain sampling). */
-static char *gen_text(const tokmark_profile *p, uint64_t seed, size_t n, size_t *len_out) {
-    int32_t *ids = malloc((n + 2) * sizeof *ids);
-    assert_non_null(ids);
-    uint64_t rng = mix(seed);
-    ids[0] = g_pool[mix(rng) % g_npool];
-    ids[1] = g_pool[mix(rng + 1) % g_npool];
-    tokmark_embedder *e = NULL;
-    if (p != NULL) {
-        TU_OK(tokmark_embedder_create(&e, p, NULL));
-        tokmark_embedder_prompt(e, ids, 2);
-    }
-    tokmark_token_data cand[NCAND];
-    for (size_t i = 0; i < n; i++) {
-        model(ids[i], ids[i + 1], cand);
-        rng = mix(rng);
-        double u = (double)(rng >> 11) * 0x1p-53;
-        int32_t t;
-        if (e != NULL) {
-            t = tokmark_embedder_sample(e, cand, NCAND, u);
-            tokmark_embedder_accept(e, t);
-        } else {
-            double z = 0, acc = 0;
-            for (int k = 0; k < NCAND; k++) z += exp(cand[k].logit);
-            t = cand[NCAND - 1].id;
-            for (int k = 0; k < NCAND; k++) {
-                acc += exp(cand[k].logit) / z;
-                if (u < acc) {
-                    t = cand[k].id;
-                    break;
-                }
-            }
-        }
-        ids[i + 2] = t;
-    }
-    tokmark_embedder_free(e);
-    size_t cap = 16 * n + 1, len = 0;
-    char *text = malloc(cap);
-    assert_non_null(text);
-    for (size_t i = 2; i < n + 2; i++) {
-        size_t l = 0;
-        const uint8_t *b = tokmark_tokenizer_token_bytes(g_tok, ids[i], &l);
-        memcpy(text + len, b, l);
-        len += l;
-    }
-    text[len] = '\0';
-    free(ids);
-    *len_out = len;
-    return text;
-}
-
+/* the key make_profile(…, seed, …) uses (wmtext.h) */
 static void key_of_seed(uint64_t seed, uint8_t key[TOKMARK_MASTER_KEY_BYTES]) {
     for (size_t i = 0; i < TOKMARK_MASTER_KEY_BYTES; i++) key[i] = (uint8_t)mix(seed + i);
-}
-
-static tokmark_profile *make_profile(tokmark_scheme scheme, uint64_t seed, const char *file) {
-    tokmark_params par;
-    tokmark_params_default(&par, scheme);
-    uint8_t key[TOKMARK_MASTER_KEY_BYTES];
-    key_of_seed(seed, key);
-    tokmark_profile *p = NULL;
-    TU_OK(tokmark_profile_from_key(&p, &par, key));
-    char path[512];
-    path_in(path, sizeof path, file);
-    TU_OK(tokmark_profile_save(p, path, 1));
-    return p;
 }
 
 static void sh(const char *fmt, ...) {
@@ -156,10 +67,10 @@ static void make_corpus(void) {
     assert_int_equal(mkdir(d, 0700), 0);
     g_prof = make_profile(TOKMARK_SCHEME_KGW, 1, "kgw.key");
     size_t len;
-    char *wm = gen_text(g_prof, 11, 400, &len);
+    char *wm = gen_text(g_prof, 11, 400, NULL, &len);
     write_bytes("docs/b-watermarked.txt", wm, len);
     free(wm);
-    char *plain = gen_text(NULL, 12, 300, &len);
+    char *plain = gen_text(NULL, 12, 300, NULL, &len);
     write_bytes("docs/c-plain.txt", plain, len);
     free(plain);
     /* a mixed document: human text, a watermarked span, human text */
@@ -169,7 +80,7 @@ static void make_corpus(void) {
     assert_non_null(mixed);
     size_t m = fread(mixed, 1, 5000, g);
     fclose(g);
-    char *span = gen_text(g_prof, 13, 250, &len);
+    char *span = gen_text(g_prof, 13, 250, NULL, &len);
     memcpy(mixed + m, span, len);
     m += len;
     memcpy(mixed + m, mixed, 5000);
@@ -817,22 +728,7 @@ static int setup_all(void **state) {
     snprintf(g_dir, sizeof g_dir, "/tmp/tokmark-report-XXXXXX");
     if (mkdtemp(g_dir) == NULL) return -1;
     if (sodium_init() < 0) return -1;
-    size_t line = 0;
-    if (tokmark_tokenizer_load(&g_tok, "cl100k_base", &line) != TOKMARK_OK) {
-        fprintf(stderr, "test_report: cl100k_base is not installed (run scripts/fetch-tokenizers.sh)\n");
-        return -1;
-    }
-    uint32_t V = tokmark_tokenizer_vocab_size(g_tok);
-    g_pool = malloc(V * sizeof *g_pool);
-    for (uint32_t id = 0; id < V; id++) {
-        size_t l = 0;
-        const uint8_t *b = tokmark_tokenizer_token_bytes(g_tok, (int32_t)id, &l);
-        if (b == NULL || l < 4 || l > 9 || b[0] != ' ') continue;
-        int ok = 1;
-        for (size_t k = 1; k < l; k++) ok &= b[k] >= 'a' && b[k] <= 'z';
-        if (ok) g_pool[g_npool++] = (int32_t)id;
-    }
-    return g_npool < 5000 ? -1 : 0;
+    return wt_setup();
 }
 
 static int teardown_all(void **state) {
@@ -840,9 +736,8 @@ static int teardown_all(void **state) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s'; rm -rf '%s'", g_dir, g_dir);
     if (system(cmd) != 0) return -1;
-    tokmark_tokenizer_free(g_tok);
+    wt_teardown();
     tokmark_profile_free(g_prof);
-    free(g_pool);
     return 0;
 }
 
