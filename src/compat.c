@@ -1091,79 +1091,6 @@ size_t tokmark_compat_describe(const tokmark_compat *c, char *buf, size_t size) 
     return b.len;
 }
 
-static int write_all_fd(int fd, const char *s, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Atomic 0600 write: a temporary file in the same directory, fsync, then
- * link() (never replaces) or rename() (overwrite). */
-static int write_atomic(const char *path, const char *text, size_t len, int overwrite) {
-    struct stat st;
-    if (!overwrite && lstat(path, &st) == 0) return TOKMARK_ERR_EXISTS;
-    const char *slash = strrchr(path, '/');
-    const char *base = slash == NULL ? path : slash + 1;
-    if (*base == '\0') return TOKMARK_ERR_INVALID;
-    size_t dirlen = slash == NULL ? 0 : (size_t)(slash - path);
-    size_t tsize = strlen(path) + 32;
-    char *tmp = (char *)malloc(tsize);
-    if (tmp == NULL) return TOKMARK_ERR_NOMEM;
-    int fd = -1;
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-        uint8_t rnd[8];
-        char rhex[17];
-        randombytes_buf(rnd, sizeof rnd);
-        sodium_bin2hex(rhex, sizeof rhex, rnd, sizeof rnd);
-        if (slash == NULL) snprintf(tmp, tsize, ".%s.tmp-%s", base, rhex);
-        else snprintf(tmp, tsize, "%.*s/.%s.tmp-%s", (int)dirlen, path, base, rhex);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    int rc = TOKMARK_OK, err = 0;
-    if (fd < 0) {
-        err = errno;
-        rc = TOKMARK_ERR_IO;
-    } else if (fchmod(fd, 0600) != 0 || write_all_fd(fd, text, len) != 0 || fsync(fd) != 0) {
-        err = errno;
-        close(fd);
-        unlink(tmp);
-        rc = TOKMARK_ERR_IO;
-    } else if (close(fd) != 0) {
-        err = errno;
-        unlink(tmp);
-        rc = TOKMARK_ERR_IO;
-    } else if (overwrite) {
-        if (rename(tmp, path) != 0) {
-            err = errno;
-            unlink(tmp);
-            rc = TOKMARK_ERR_IO;
-        }
-    } else {
-        if (link(tmp, path) != 0) {
-            if (errno == EEXIST) {
-                rc = TOKMARK_ERR_EXISTS;
-            } else if (lstat(path, &st) == 0) {
-                rc = TOKMARK_ERR_EXISTS;
-            } else if (rename(tmp, path) != 0) { /* no hard links here */
-                err = errno;
-                rc = TOKMARK_ERR_IO;
-            }
-        }
-        unlink(tmp);
-    }
-    free(tmp);
-    if (rc == TOKMARK_ERR_IO && err != 0) errno = err;
-    return rc;
-}
-
 int tokmark_compat_save(const tokmark_compat *c, const char *path, int overwrite) {
     if (c == NULL || path == NULL || *path == '\0') return TOKMARK_ERR_INVALID;
     if (sodium_init() < 0) return TOKMARK_ERR_CRYPTO;
@@ -1177,7 +1104,7 @@ int tokmark_compat_save(const tokmark_compat *c, const char *path, int overwrite
     size_t n = 0;
     char *t = params_text(c, 1, head, tail, &n);
     if (t == NULL) return TOKMARK_ERR_NOMEM;
-    int rc = write_atomic(path, t, n, overwrite);
+    int rc = tm_write_secret_file(path, t, n, overwrite);
     text_free(t, n);
     return rc;
 }

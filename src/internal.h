@@ -138,4 +138,10 @@ static inline void tm_store_ctr_block(uint8_t *p, uint64_t nonce, uint64_t j) {
     tm_store128(p, nonce, tm_bswap64(j));
 }
 
+/* ---- files ---- */
+/* Write a key file atomically with mode 0600 (profile.c): TOKMARK_OK,
+ * TOKMARK_ERR_EXISTS (no overwrite), TOKMARK_ERR_INVALID, TOKMARK_ERR_NOMEM,
+ * TOKMARK_ERR_IO (errno set). */
+int tm_write_secret_file(const char *path, const char *text, size_t len, int overwrite);
+
 #endif

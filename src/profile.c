@@ -509,8 +509,9 @@ static void fsync_dir(const char *dir) {
 }
 
 /* Write text to path atomically: temporary file in the same directory,
- * mode 0600, fsync, then link (no overwrite) or rename (overwrite). */
-static int write_file_atomic(const char *path, const char *text, size_t len, int overwrite) {
+ * mode 0600, fsync, then link (no overwrite) or rename (overwrite).  Key
+ * files of every kind (profiles, compatibility profiles) are written here. */
+int tm_write_secret_file(const char *path, const char *text, size_t len, int overwrite) {
     struct stat st;
     if (!overwrite && lstat(path, &st) == 0) return TOKMARK_ERR_EXISTS;
 
@@ -616,7 +617,7 @@ static int save_profiles(const tokmark_profile *const *ps, size_t n, const char 
     sb_init(&b, text, len + 1);
     serialise(&b, ps, n);
     c_numeric_leave(&loc);
-    int rc = b.len == len ? write_file_atomic(path, text, len, overwrite) : TOKMARK_ERR_INVALID;
+    int rc = b.len == len ? tm_write_secret_file(path, text, len, overwrite) : TOKMARK_ERR_INVALID;
     sodium_memzero(text, len + 1);
     sodium_free(text);
     return rc;
