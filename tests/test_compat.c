@@ -17,6 +17,7 @@
  *
  * Run from the repository root (the vectors are found relative to it). */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
+#include "cliutil.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,14 +41,10 @@
 #include "testutil.h"
 #include "tokmark.h"
 
-extern char **environ;
-
 #define LN10 2.302585092994045684017991454684364
 #define CHECK TU_CHECK
 #define OK TU_OK
 
-static char g_dir[256];   /* temporary directory */
-static char g_tool[1024]; /* build/tokmark */
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
@@ -934,7 +931,6 @@ static void test_null_calibration(void **state) {
 /* Configuration and files                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void path_in(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
 
 static void write_text(const char *name, const char *text, mode_t mode) {
     char path[512];
@@ -1084,31 +1080,6 @@ static void test_config_and_files(void **state) {
 /* The command line                                                           */
 /* ------------------------------------------------------------------------ */
 
-static int run_tool(const char *stdin_name, const char *const *args) {
-    char in[512], out[512], err[512];
-    if (stdin_name != NULL) path_in(in, sizeof in, stdin_name);
-    else snprintf(in, sizeof in, "/dev/null");
-    path_in(out, sizeof out, "stdout");
-    path_in(err, sizeof err, "stderr");
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, in, O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    char *argv[40];
-    int n = 0;
-    argv[n++] = g_tool;
-    for (; args[n - 1] != NULL && n < 39; n++) argv[n] = (char *)(uintptr_t)args[n - 1];
-    argv[n] = NULL;
-    pid_t pid;
-    int rc = posix_spawn(&pid, g_tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
 
 static char *read_out(const char *name) {
     char path[512];
@@ -1307,15 +1278,7 @@ static int teardown_all(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    const char *slash = strrchr(argv[0], '/');
-    char cwd[512];
-    int w = -1;
-    if (slash != NULL && getcwd(cwd, sizeof cwd) != NULL) {
-        int n = (int)(slash - argv[0]);
-        w = argv[0][0] == '/' ? snprintf(g_tool, sizeof g_tool, "%.*s/../tokmark", n, argv[0])
-                              : snprintf(g_tool, sizeof g_tool, "%s/%.*s/../tokmark", cwd, n, argv[0]);
-    }
-    if (w < 0 || (size_t)w >= sizeof g_tool) snprintf(g_tool, sizeof g_tool, "build/tokmark");
+    cu_find_tool(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mt19937),      cmocka_unit_test(test_green_tracking),
         cmocka_unit_test(test_hf_kgw),       cmocka_unit_test(test_lmw_kgw),

@@ -14,6 +14,7 @@
  * (/usr/share/common-licenses), tokenized with cl100k_base (needs
  * scripts/fetch-tokenizers.sh); nothing else and no network. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
+#include "cliutil.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,10 +37,6 @@
 #include "lm.h"
 #include "testutil.h"
 
-extern char **environ;
-
-static char g_dir[256];   /* temporary directory of the whole suite */
-static char g_tool[1024]; /* absolute path of build/tokmark */
 static tokmark_tokenizer *g_tok;
 static lm_model *g_lm;    /* order 4, trained on the licence texts */
 static int32_t *g_ids;    /* the training tokens (all documents back to back) */
@@ -82,33 +79,7 @@ static uint32_t rd_u32(const char *p) {
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
-static void path_in(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", g_dir, name); }
 
-/* Run the tool with args (NULL-terminated), output to g_dir/stdout and
- * g_dir/stderr; returns the exit status. */
-static int run_tool(const char *const *args) {
-    char out[512], err[512];
-    path_in(out, sizeof out, "stdout");
-    path_in(err, sizeof err, "stderr");
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    char *argv[40];
-    int n = 0;
-    argv[n++] = g_tool;
-    for (; args[n - 1] != NULL && n < 39; n++) argv[n] = (char *)(uintptr_t)args[n - 1];
-    argv[n] = NULL;
-    pid_t pid;
-    int rc = posix_spawn(&pid, g_tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
 
 static char *tool_output(const char *which) {
     char p[512];
@@ -680,13 +651,13 @@ static void test_cli(void **state) {
         free(t);
     }
     const char *train[] = {"lm", "train", "--corpus", corpus, "--order", "3", "-o", model, NULL};
-    assert_int_equal(run_tool(train), 0);
-    assert_int_equal(run_tool(train), 3); /* refuses to overwrite */
+    assert_int_equal(run_tool(NULL, train), 0);
+    assert_int_equal(run_tool(NULL, train), 3); /* refuses to overwrite */
     char *err = tool_output("stderr");
     TU_CHECK(strstr(err, model) != NULL && strstr(err, "--force") != NULL, "%s", err);
     free(err);
     const char *info[] = {"lm", "info", model, NULL};
-    assert_int_equal(run_tool(info), 0);
+    assert_int_equal(run_tool(NULL, info), 0);
     char *out = tool_output("stdout");
     TU_CHECK(strstr(out, "order       3\n") != NULL && strstr(out, "documents   3\n") != NULL &&
                  strstr(out, "tokenizer   cl100k_base\n") != NULL,
@@ -694,7 +665,7 @@ static void test_cli(void **state) {
     free(out);
     snprintf(file, sizeof file, "%s/0.txt", corpus);
     const char *ppl[] = {"lm", "perplexity", model, file, NULL};
-    assert_int_equal(run_tool(ppl), 0);
+    assert_int_equal(run_tool(NULL, ppl), 0);
     out = tool_output("stdout");
     char *pp = strstr(out, "perplexity  ");
     assert_non_null(pp);
@@ -703,12 +674,12 @@ static void test_cli(void **state) {
     free(out);
 
     const char *keygen[] = {"keygen", "--scheme", "kgw", "-o", key, NULL};
-    assert_int_equal(run_tool(keygen), 0);
+    assert_int_equal(run_tool(NULL, keygen), 0);
     const char *gen[] = {"generate", "--profile", key, "--lm", model, "--prompt", "The licensee", "-n", "60",
                          "--seed", "5", "--jsonl", "--ignore-eos", NULL};
-    assert_int_equal(run_tool(gen), 0);
+    assert_int_equal(run_tool(NULL, gen), 0);
     char *first = tool_output("stdout");
-    assert_int_equal(run_tool(gen), 0);
+    assert_int_equal(run_tool(NULL, gen), 0);
     char *second = tool_output("stdout");
     assert_string_equal(first, second); /* --seed: reproducible */
     json_error_t jerr;
@@ -733,7 +704,7 @@ static void test_cli(void **state) {
     free(second);
     const char *ctl[] = {"generate", "--no-watermark", "--lm", model, "--prompt", "The licensee", "-n", "60",
                          "--seed", "5", "--jsonl", "--ignore-eos", NULL};
-    assert_int_equal(run_tool(ctl), 0);
+    assert_int_equal(run_tool(NULL, ctl), 0);
     second = tool_output("stdout");
     assert_string_not_equal(first, second);
     o = json_loads(second, 0, &jerr);
@@ -751,7 +722,7 @@ static void test_cli(void **state) {
     path_in(student, sizeof student, "student.lm");
     const char *gen3[] = {"generate", "--profile", key, "--lm", model, "-n", "40", "--seed", "1", "--count",
                           "3", "--jsonl", "--ignore-eos", NULL};
-    assert_int_equal(run_tool(gen3), 0);
+    assert_int_equal(run_tool(NULL, gen3), 0);
     out = tool_output("stdout");
     write_file(jl, out, strlen(out));
     size_t lines = 0, retok = 0; /* the texts re-tokenized: what training sees */
@@ -775,21 +746,21 @@ static void test_cli(void **state) {
     snprintf(want_tokens, sizeof want_tokens, "tokens      %zu\n", retok);
     snprintf(want_pred, sizeof want_pred, "predicted   %zu ", retok + 3);
     const char *strain[] = {"lm", "train", jl, "--order", "2", "-o", student, NULL};
-    assert_int_equal(run_tool(strain), 0);
+    assert_int_equal(run_tool(NULL, strain), 0);
     const char *sinfo[] = {"lm", "info", student, NULL};
-    assert_int_equal(run_tool(sinfo), 0);
+    assert_int_equal(run_tool(NULL, sinfo), 0);
     out = tool_output("stdout");
     TU_CHECK(strstr(out, "documents   3\n") != NULL && strstr(out, want_tokens) != NULL, "%s", out);
     free(out);
     const char *sppl[] = {"lm", "perplexity", model, jl, NULL};
-    assert_int_equal(run_tool(sppl), 0);
+    assert_int_equal(run_tool(NULL, sppl), 0);
     out = tool_output("stdout");
     TU_CHECK(strstr(out, "documents   3\n") != NULL && strstr(out, want_pred) != NULL, "%s", out);
     free(out);
     static const char bad_lines[] = "{\"text\": \"fine\"}\n\n{\"ids\": [1]}\n";
     write_file(badjl, bad_lines, sizeof bad_lines - 1);
     const char *btrain[] = {"lm", "train", badjl, "-o", student, "--force", NULL};
-    assert_int_equal(run_tool(btrain), 3);
+    assert_int_equal(run_tool(NULL, btrain), 3);
     err = tool_output("stderr");
     char where[600];
     snprintf(where, sizeof where, "%s:3: no \"text\"", badjl);
@@ -798,14 +769,14 @@ static void test_cli(void **state) {
 
     /* errors: a file that is no model (exit 3, FILE named), missing options */
     const char *badm[] = {"generate", "--profile", key, "--lm", file, "-n", "5", NULL};
-    assert_int_equal(run_tool(badm), 3);
+    assert_int_equal(run_tool(NULL, badm), 3);
     err = tool_output("stderr");
     TU_CHECK(strstr(err, file) != NULL && strstr(err, "not a tokmark n-gram model") != NULL, "%s", err);
     free(err);
     const char *nokey[] = {"generate", "--lm", model, NULL};
-    assert_int_equal(run_tool(nokey), 2);
+    assert_int_equal(run_tool(NULL, nokey), 2);
     const char *badt[] = {"generate", "--no-watermark", "--lm", model, "--temperature", "0", NULL};
-    assert_int_equal(run_tool(badt), 2);
+    assert_int_equal(run_tool(NULL, badt), 2);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -861,15 +832,7 @@ static int teardown_all(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    const char *slash = strrchr(argv[0], '/');
-    char cwd[512];
-    int w = -1;
-    if (slash != NULL && getcwd(cwd, sizeof cwd) != NULL) {
-        int n = (int)(slash - argv[0]);
-        w = argv[0][0] == '/' ? snprintf(g_tool, sizeof g_tool, "%.*s/../tokmark", n, argv[0])
-                              : snprintf(g_tool, sizeof g_tool, "%s/%.*s/../tokmark", cwd, n, argv[0]);
-    }
-    if (w < 0 || (size_t)w >= sizeof g_tool) snprintf(g_tool, sizeof g_tool, "build/tokmark");
+    cu_find_tool(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kn_small),         cmocka_unit_test(test_kn_random),
         cmocka_unit_test(test_normalised),       cmocka_unit_test(test_backoff),
