@@ -113,6 +113,34 @@ double eu_tv(const double *p, const double *q, size_t n) {
     return 0.5 * s;
 }
 
+double eu_chi2(const double *count, const double *q, size_t k, double n, size_t *df) {
+    double chi = 0.0, eo = 0.0, oo = 0.0;
+    size_t cells = 0;
+    for (size_t i = 0; i < k; i++) {
+        double e = n * q[i];
+        if (e >= 5.0) {
+            chi += (count[i] - e) * (count[i] - e) / e;
+            cells++;
+        } else {
+            eo += e;
+            oo += count[i];
+        }
+    }
+    if (eo >= 5.0) {
+        chi += (oo - eo) * (oo - eo) / eo;
+        cells++;
+    }
+    *df = cells > 0 ? cells - 1 : 0;
+    return chi;
+}
+
+double eu_chi2_sf(double x, double df) {
+    if (!(df > 0.0)) return 1.0;
+    if (!(x > 0.0)) return 1.0;
+    double a = 2.0 / (9.0 * df), z = (cbrt(x / df) - (1.0 - a)) / sqrt(a);
+    return 0.5 * erfc(z / sqrt(2.0));
+}
+
 double eu_softmax(const float *logits, size_t n, double *p) {
     float mx = -INFINITY;
     for (size_t i = 0; i < n; i++)
@@ -214,6 +242,11 @@ static void eu_svg_text(FILE *f, const char *s) {
 
 int eu_svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, const eu_series *s,
                 size_t ns, double yref, const char *yref_label) {
+    return eu_svg_plot_cat(path, title, xlabel, ylabel, s, ns, yref, yref_label, NULL, 0);
+}
+
+int eu_svg_plot_cat(const char *path, const char *title, const char *xlabel, const char *ylabel, const eu_series *s,
+                    size_t ns, double yref, const char *yref_label, const char *const *xticks, size_t nxticks) {
     static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
     const double W = 760, H = 460, L = 70, R = 200, T = 40, B = 55;
@@ -235,8 +268,14 @@ int eu_svg_plot(const char *path, const char *title, const char *xlabel, const c
     if (x1 == x0) x1 = x0 + 1;
     if (y1 == y0) y1 = y0 + 1;
     double xs = eu_nice_step(x1 - x0), ys = eu_nice_step(y1 - y0);
-    x0 = floor(x0 / xs) * xs;
-    x1 = ceil(x1 / xs) * xs;
+    if (xticks != NULL && nxticks > 0) { /* categories at x = 0, 1, ..., with a margin */
+        xs = 1.0;
+        x0 = -0.3;
+        x1 = (double)nxticks - 0.7;
+    } else {
+        x0 = floor(x0 / xs) * xs;
+        x1 = ceil(x1 / xs) * xs;
+    }
     y0 = floor(y0 / ys) * ys;
     y1 = ceil(y1 / ys) * ys;
     FILE *f = fopen(path, "w");
@@ -249,9 +288,21 @@ int eu_svg_plot(const char *path, const char *title, const char *xlabel, const c
     fprintf(f, "<text x=\"%.0f\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">", (L + W - R) / 2);
     eu_svg_text(f, title);
     fputs("</text>\n", f);
-    for (double x = x0; x <= x1 + 1e-9 * xs; x += xs) {
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(x), PY(y0), PX(x), PY(y1));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(x), PY(y0) + 16, x);
+    if (xticks != NULL && nxticks > 0) {
+        for (size_t i = 0; i < nxticks; i++) {
+            double x = (double)i;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(x), PY(y0), PX(x),
+                    PY(y1));
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", PX(x), PY(y0) + 16);
+            eu_svg_text(f, xticks[i]);
+            fputs("</text>\n", f);
+        }
+    } else {
+        for (double x = x0; x <= x1 + 1e-9 * xs; x += xs) {
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(x), PY(y0), PX(x),
+                    PY(y1));
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(x), PY(y0) + 16, x);
+        }
     }
     for (double y = y0; y <= y1 + 1e-9 * ys; y += ys) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PX(x0), PY(y), PX(x1), PY(y));

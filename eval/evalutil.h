@@ -46,6 +46,14 @@ size_t eu_corrupt_count(size_t n, double rate);
 double eu_kl(const double *p, const double *q, size_t n);
 /* Total variation ½ Σ |p_i − q_i|. */
 double eu_tv(const double *p, const double *q, size_t n);
+/* Pearson's chi-square of observed counts (summing to n) against
+ * probabilities q[0..k): cells whose expected count n·q_i is below 5 are
+ * pooled into one cell (dropped if its expected count is below 5 too).
+ * *df receives the degrees of freedom (cells − 1). */
+double eu_chi2(const double *count, const double *q, size_t k, double n, size_t *df);
+/* P(X ≥ x) for X ~ chi-square(df), by the Wilson–Hilferty cube-root normal
+ * approximation (absolute error below 0.005 for df ≥ 10). */
+double eu_chi2_sf(double x, double df);
 /* Softmax of n logits into p (−INFINITY gives 0); returns ln Σ exp(logit). */
 double eu_softmax(const float *logits, size_t n, double *p);
 
@@ -79,5 +87,9 @@ typedef struct eu_series {
  * the file cannot be written (errno set). */
 int eu_svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel, const eu_series *s,
                 size_t ns, double yref, const char *yref_label);
+/* The same with a categorical x axis: point x = i is labelled xticks[i]
+ * (i < nxticks); xticks NULL: numeric as above. */
+int eu_svg_plot_cat(const char *path, const char *title, const char *xlabel, const char *ylabel, const eu_series *s,
+                    size_t ns, double yref, const char *yref_label, const char *const *xticks, size_t nxticks);
 
 #endif
