@@ -11,7 +11,8 @@
  * machine (/usr/share/common-licenses, /usr/share/doc/...copyright) by a word
  * bigram walk, so that most 5-token tuples are new as in real scraped text
  * (copying the same files over and over would make dedup hit nearly always
- * and flatter the figures).  Needs scripts/fetch-tokenizers.sh. */
+ * and flatter the figures).  TOKMARK_BENCH_KEEP=1 keeps the corpus and keys
+ * (for profiling).  Needs scripts/fetch-tokenizers.sh. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -196,6 +197,10 @@ int main(int argc, char **argv) {
     printf("accounts_1000_keys %.3f s\n", many);
     printf("accounts_vs_1000_rescans %.1f x faster (1000 x %.3f s = %.1f s)\n", 1000 * one / many, one, 1000 * one);
     char cmd[512];
+    if (getenv("TOKMARK_BENCH_KEEP") != NULL) { /* for profiling: keep the corpus and keys */
+        fprintf(stderr, "bench_scan: kept %s\n", g_dir);
+        return 0;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) return 1;
     free(idx);

@@ -469,14 +469,37 @@ static size_t utf8_replace(const uint8_t *s, size_t n, uint8_t *out) {
  * instead of the rank-table lookups (several cache misses) and BPE.  It
  * only remembers what encoding computed, so the output is unchanged. */
 #define TM_PCACHE_SIZE 8192u
-#define TM_PCACHE_LEN 14u
-#define TM_PCACHE_IDS 4u
+#define TM_PCACHE_LEN 16u
+#define TM_PCACHE_IDS 3u
 typedef struct tm_pcache_entry {
+    uint64_t a, b; /* the piece's bytes as two words (tm_pcache_key) */
     int32_t ids[TM_PCACHE_IDS];
-    uint8_t len; /* 0: empty */
+    uint8_t len;   /* 0: empty */
     uint8_t nids;
-    uint8_t bytes[TM_PCACHE_LEN];
 } tm_pcache_entry;
+
+static inline uint64_t tm_load_le(const uint8_t *p, size_t n) {
+    uint64_t v = 0;
+    memcpy(&v, p, n); /* n is 4 or 8: one load (native order; only a cache key) */
+    return v;
+}
+
+/* Two words that, together with the length n <= 16, determine the n bytes
+ * at p: overlapping loads, never reading outside p[0..n). */
+static inline void tm_pcache_key(const uint8_t *p, size_t n, uint64_t *a, uint64_t *b) {
+    if (n >= 8) {
+        *a = tm_load_le(p, 8);
+        *b = tm_load_le(p + n - 8, 8);
+    } else if (n >= 4) {
+        *a = tm_load_le(p, 4) | tm_load_le(p + n - 4, 4) << 32;
+        *b = 0;
+    } else {
+        uint64_t v = 0;
+        for (size_t k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
+        *a = v;
+        *b = 0;
+    }
+}
 
 struct tokmark_tokenizer_encoder {
     const tokmark_tokenizer *t;
@@ -562,14 +585,12 @@ static int encode_ordinary(tokmark_tokenizer_encoder *e, const uint8_t *s, size_
         if (rc != TOKMARK_OK) return rc;
         size_t plen = pe - off;
         tm_pcache_entry *ce = NULL;
+        uint64_t ka = 0, kb = 0;
         if (e->pcache != NULL && plen <= TM_PCACHE_LEN) {
-            uint8_t w[16] = {0};
-            memcpy(w, s + off, plen);
-            uint64_t a = 0, b = 0;
-            for (int k = 0; k < 8; k++) a |= (uint64_t)w[k] << (8 * k), b |= (uint64_t)w[8 + k] << (8 * k);
-            uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ ((b + plen) * 0xC2B2AE3D27D4EB4Full);
+            tm_pcache_key(s + off, plen, &ka, &kb);
+            uint64_t h = (ka * 0x9E3779B97F4A7C15ull) ^ ((kb + plen) * 0xC2B2AE3D27D4EB4Full);
             ce = &e->pcache[(h >> 40) & (TM_PCACHE_SIZE - 1)];
-            if (ce->len == plen && memcmp(ce->bytes, w, plen) == 0) {
+            if (ce->len == plen && ce->a == ka && ce->b == kb) {
                 for (uint32_t k = 0; k < ce->nids; k++) tm_tok_emit(o, (uint32_t)ce->ids[k]);
                 off = pe;
                 continue;
@@ -585,7 +606,8 @@ static int encode_ordinary(tokmark_tokenizer_encoder *e, const uint8_t *s, size_
         if (ce != NULL && o->n - n0 <= TM_PCACHE_IDS && o->n <= o->cap) { /* the ids were written: remember */
             ce->len = (uint8_t)plen;
             ce->nids = (uint8_t)(o->n - n0);
-            memcpy(ce->bytes, s + off, plen);
+            ce->a = ka;
+            ce->b = kb;
             memcpy(ce->ids, o->ids + n0, (o->n - n0) * sizeof *ce->ids);
         }
         off = pe;
