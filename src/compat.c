@@ -970,30 +970,6 @@ TM_CPRINTF(2, 3) static void cb_printf(cbuf *b, const char *fmt, ...) {
     if (n > 0) b->len += (size_t)n;
 }
 
-/* The shortest %.Ng (N = 15..17) that reads back as x; the caller is in the C locale. */
-static void fmt_double(char out[40], double x) {
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, 40, "%.*g", prec, x);
-        if (strtod(out, NULL) == x) return;
-    }
-}
-
-typedef struct cnum {
-    locale_t c, old;
-} cnum;
-
-static void cnum_enter(cnum *s) {
-    s->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    s->old = s->c != (locale_t)0 ? uselocale(s->c) : (locale_t)0;
-}
-
-static void cnum_leave(cnum *s) {
-    if (s->c != (locale_t)0) {
-        uselocale(s->old);
-        freelocale(s->c);
-    }
-}
-
 static void write_opt_id(cbuf *b, const char *name, int64_t v) {
     if (v < 0) cb_printf(b, "%s none\n", name);
     else cb_printf(b, "%s %lld\n", name, (long long)v);
@@ -1005,7 +981,7 @@ static void write_params(cbuf *b, const tokmark_compat *c, int with_secrets) {
     cb_printf(b, "kind %s\n", tokmark_compat_kind_name(q->kind));
     if (c->is_kgw) {
         char r[40];
-        fmt_double(r, q->greenlist_ratio);
+        tm_format_double(r, q->greenlist_ratio);
         cb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
         write_opt_id(b, "bos-token-id", q->bos_token_id);
         cb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
@@ -1035,8 +1011,8 @@ static void write_params(cbuf *b, const tokmark_compat *c, int with_secrets) {
 /* Text with secrets goes through guarded memory. */
 static char *params_text(const tokmark_compat *c, int with_secrets, const char *prefix, const char *suffix,
                          size_t *len) {
-    cnum loc;
-    cnum_enter(&loc);
+    tm_c_numeric loc;
+    tm_c_numeric_enter(&loc);
     cbuf b = {NULL, 0, 0};
     cb_printf(&b, "%s", prefix);
     write_params(&b, c, with_secrets);
@@ -1052,7 +1028,7 @@ static char *params_text(const tokmark_compat *c, int with_secrets, const char *
         cb_printf(&b, "%s", suffix);
         *len = b.len;
     }
-    cnum_leave(&loc);
+    tm_c_numeric_leave(&loc);
     return t;
 }
 
@@ -1076,8 +1052,8 @@ static int compat_key_id(tokmark_compat *c) {
 
 size_t tokmark_compat_describe(const tokmark_compat *c, char *buf, size_t size) {
     if (c == NULL) return 0;
-    cnum loc;
-    cnum_enter(&loc);
+    tm_c_numeric loc;
+    tm_c_numeric_enter(&loc);
     cbuf b = {size > 0 ? buf : NULL, size, 0};
     if (b.buf != NULL) b.buf[0] = '\0';
     cb_printf(&b, "key-id %s\n", c->key_id);
@@ -1087,7 +1063,7 @@ size_t tokmark_compat_describe(const tokmark_compat *c, char *buf, size_t size) 
     } else if (c->table != NULL) {
         cb_printf(&b, "sampling-table-ones %lu\n", (unsigned long)c->table_ones);
     }
-    cnum_leave(&loc);
+    tm_c_numeric_leave(&loc);
     return b.len;
 }
 

@@ -4,6 +4,7 @@
 
 #include "tokmark.h"
 
+#include <locale.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -137,6 +138,27 @@ static inline void tm_store128(uint8_t *p, uint64_t w0, uint64_t w1) {
 static inline void tm_store_ctr_block(uint8_t *p, uint64_t nonce, uint64_t j) {
     tm_store128(p, nonce, tm_bswap64(j));
 }
+
+/* ---- numbers in key files: the "C" locale whatever the process's ---- */
+typedef struct tm_c_numeric {
+    locale_t c, old;
+} tm_c_numeric;
+
+static inline void tm_c_numeric_enter(tm_c_numeric *s) {
+    s->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    s->old = s->c != (locale_t)0 ? uselocale(s->c) : (locale_t)0;
+}
+
+static inline void tm_c_numeric_leave(tm_c_numeric *s) {
+    if (s->c != (locale_t)0) {
+        uselocale(s->old);
+        freelocale(s->c);
+    }
+}
+
+/* The shortest %.Ng (N = 15..17) that reads back as exactly x, into out
+ * (profile.c); the caller is in the C locale. */
+void tm_format_double(char out[40], double x);
 
 /* ---- files ---- */
 /* Write a key file atomically with mode 0600 (profile.c): TOKMARK_OK,

@@ -232,26 +232,9 @@ static void sb_hex(sbuf *b, const uint8_t *bin, size_t n) {
     b->len += 2 * n;
 }
 
-/* Numbers in the "C" locale whatever the process locale is. */
-typedef struct c_numeric {
-    locale_t c, old;
-} c_numeric;
-
-static void c_numeric_enter(c_numeric *s) {
-    s->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    s->old = s->c != (locale_t)0 ? uselocale(s->c) : (locale_t)0;
-}
-
-static void c_numeric_leave(c_numeric *s) {
-    if (s->c != (locale_t)0) {
-        uselocale(s->old);
-        freelocale(s->c);
-    }
-}
-
 /* The shortest %.Ng (N = 15..17) that reads back as exactly x.  The caller
  * is in the C locale. */
-static void format_double(char out[40], double x) {
+void tm_format_double(char out[40], double x) {
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 40, "%.*g", prec, x);
         if (strtod(out, NULL) == x) return;
@@ -295,7 +278,7 @@ static void write_params(sbuf *b, const tokmark_profile *p, param_style style) {
             write_delta_bits(b, q->delta);
         } else {
             char d[40];
-            format_double(d, q->delta);
+            tm_format_double(d, q->delta);
             sb_printf(b, "%s", d);
         }
         sb_putc(b, '\n');
@@ -458,11 +441,11 @@ size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size
     sbuf b;
     sb_init(&b, buf, size);
     if (p == NULL) return 0;
-    c_numeric loc;
-    c_numeric_enter(&loc);
+    tm_c_numeric loc;
+    tm_c_numeric_enter(&loc);
     sb_printf(&b, "key-id %s\n", p->key_id);
     write_params(&b, p, PARAMS_DESCRIBE);
-    c_numeric_leave(&loc);
+    tm_c_numeric_leave(&loc);
     return b.len;
 }
 
@@ -603,20 +586,20 @@ static int save_profiles(const tokmark_profile *const *ps, size_t n, const char 
     for (size_t i = 0; i < n; i++)
         if (ps[i] == NULL || ps[i]->sec == NULL) return TOKMARK_ERR_INVALID;
     if (sodium_init() < 0) return TOKMARK_ERR_CRYPTO;
-    c_numeric loc;
-    c_numeric_enter(&loc);
+    tm_c_numeric loc;
+    tm_c_numeric_enter(&loc);
     sbuf b;
     sb_init(&b, NULL, 0);
     serialise(&b, ps, n);
     size_t len = b.len;
     char *text = (char *)sodium_malloc(len + 1);
     if (text == NULL) {
-        c_numeric_leave(&loc);
+        tm_c_numeric_leave(&loc);
         return TOKMARK_ERR_NOMEM;
     }
     sb_init(&b, text, len + 1);
     serialise(&b, ps, n);
-    c_numeric_leave(&loc);
+    tm_c_numeric_leave(&loc);
     int rc = b.len == len ? tm_write_secret_file(path, text, len, overwrite) : TOKMARK_ERR_INVALID;
     sodium_memzero(text, len + 1);
     sodium_free(text);
@@ -1007,10 +990,10 @@ static int load_all(plist *l, const char *path, unsigned flags, size_t *errline)
     size_t len = 0;
     int rc = read_file_secure(path, flags, &text, &len);
     if (rc != TOKMARK_OK) return rc;
-    c_numeric loc;
-    c_numeric_enter(&loc);
+    tm_c_numeric loc;
+    tm_c_numeric_enter(&loc);
     rc = parse_text(text, len, l, errline);
-    c_numeric_leave(&loc);
+    tm_c_numeric_leave(&loc);
     sodium_memzero(text, len + 1);
     sodium_free(text);
     if (rc != TOKMARK_OK) plist_free(l);
