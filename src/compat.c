@@ -35,8 +35,8 @@ __extension__ typedef __int128 tm_i128;
 #define CACHE_SLOTS 256u          /* greenlists kept per engine (LeftHash-type seeds) */
 #define MAX_FILE (1u << 20)
 
-static const char COMPAT_MAGIC[] = "tokmark-compat-profile 1";
-static const char PROFILE_MAGIC[] = "tokmark-profile 1";
+static const char COMPAT_MAGIC[] = TM_COMPAT_MAGIC;
+static const char PROFILE_MAGIC[] = TM_PROFILE_MAGIC;
 static const char KEY_ID_PREFIX[] = "tokmark compat key id v1\n";
 
 /* ------------------------------------------------------------------------ */
@@ -1269,13 +1269,11 @@ static int parse_compat_text(const char *text, size_t len, tokmark_compat **out,
     int state = 0; /* 0 before the magic line, 1 inside, 2 after "end" */
     size_t line = 0, pos = 0;
     int rc = TOKMARK_OK;
-    while (pos < len && rc == TOKMARK_OK) {
-        const char *s = text + pos;
-        const char *nl = (const char *)memchr(s, '\n', len - pos);
-        size_t n = nl != NULL ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl != NULL);
-        line++;
-        if (memchr(s, '\0', n) != NULL || memchr(s, '\r', n) != NULL) {
+    const char *s;
+    size_t n;
+    int got;
+    while (rc == TOKMARK_OK && (got = tm_keyfile_line(text, len, &pos, &line, &s, &n)) != 0) {
+        if (got < 0) {
             rc = TOKMARK_ERR_FORMAT;
             break;
         }

@@ -160,6 +160,25 @@ static inline void tm_c_numeric_leave(tm_c_numeric *s) {
  * (profile.c); the caller is in the C locale. */
 void tm_format_double(char out[40], double x);
 
+/* ---- key files (profile.c, compat.c) ---- */
+#define TM_PROFILE_MAGIC "tokmark-profile 1"
+#define TM_COMPAT_NAME   "tokmark-compat-profile" /* any version */
+#define TM_COMPAT_MAGIC  TM_COMPAT_NAME " 1"
+
+/* The next line of a key file held in text[0..len): *s and *n (without its
+ * "\n"), *pos and *line advanced.  1: a line; 0: the end; -1: the line holds
+ * a NUL or CR byte (a format error at *line). */
+static inline int tm_keyfile_line(const char *text, size_t len, size_t *pos, size_t *line, const char **s,
+                                  size_t *n) {
+    if (*pos >= len) return 0;
+    *s = text + *pos;
+    const char *nl = (const char *)memchr(*s, '\n', len - *pos);
+    *n = nl != NULL ? (size_t)(nl - *s) : len - *pos;
+    *pos += *n + (nl != NULL);
+    (*line)++;
+    return memchr(*s, '\0', *n) != NULL || memchr(*s, '\r', *n) != NULL ? -1 : 1;
+}
+
 /* ---- files ---- */
 /* Write a key file atomically with mode 0600 (profile.c): TOKMARK_OK,
  * TOKMARK_ERR_EXISTS (no overwrite), TOKMARK_ERR_INVALID, TOKMARK_ERR_NOMEM,

@@ -33,7 +33,7 @@
 #define TM_MAX_FILE          (64u * 1024u * 1024u) /* largest profile file we read */
 
 static const char KEY_ID_PREFIX[] = "tokmark key id v1\n";
-static const char FILE_MAGIC[] = "tokmark-profile 1";
+static const char FILE_MAGIC[] = TM_PROFILE_MAGIC;
 
 /* ------------------------------------------------------------------------ */
 /* Names                                                                      */
@@ -859,20 +859,20 @@ static int parse_text(const char *text, size_t len, plist *l, size_t *errline) {
     int in_profile = 0;
     size_t line = 0, pos = 0;
     int rc = TOKMARK_OK;
-    while (pos < len && rc == TOKMARK_OK) {
-        const char *s = text + pos;
-        const char *nl = (const char *)memchr(s, '\n', len - pos);
-        size_t n = nl != NULL ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl != NULL);
-        line++;
-        if (memchr(s, '\0', n) != NULL || memchr(s, '\r', n) != NULL) {
+    const char *s;
+    size_t n;
+    int got;
+    while (rc == TOKMARK_OK && (got = tm_keyfile_line(text, len, &pos, &line, &s, &n)) != 0) {
+        if (got < 0) {
             rc = TOKMARK_ERR_FORMAT;
             break;
         }
         if (n == 0 || s[0] == '#') continue;
         if (!in_profile) {
             if (!name_eq(s, n, FILE_MAGIC)) {
-                rc = n >= 22 && memcmp(s, "tokmark-compat-profile", 22) == 0 ? TOKMARK_ERR_UNSUPPORTED : TOKMARK_ERR_FORMAT;
+                rc = n >= sizeof TM_COMPAT_NAME - 1 && memcmp(s, TM_COMPAT_NAME, sizeof TM_COMPAT_NAME - 1) == 0
+                         ? TOKMARK_ERR_UNSUPPORTED /* a compatibility profile (compat.c) */
+                         : TOKMARK_ERR_FORMAT;
                 break;
             }
             memset(f, 0, sizeof f);
