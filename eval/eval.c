@@ -243,46 +243,6 @@ static void ws_free(ev_ws *w) {
     free(w->hist);
 }
 
-/* top-k by logit (ties: smaller id), best first: a min-heap then heap sort. */
-static int cand_less(const tokmark_token_data *a, const tokmark_token_data *b) {
-    return a->logit < b->logit || (a->logit == b->logit && a->id > b->id);
-}
-static void heap_down(tokmark_token_data *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, s = i;
-        if (l < n && cand_less(&h[l], &h[s])) s = l;
-        if (r < n && cand_less(&h[r], &h[s])) s = r;
-        if (s == i) return;
-        tokmark_token_data t = h[i];
-        h[i] = h[s];
-        h[s] = t;
-        i = s;
-    }
-}
-static size_t top_k(const float *logits, uint32_t V, tokmark_token_data *h, size_t k) {
-    size_t n = 0;
-    for (uint32_t t = 0; t < V; t++) {
-        if (!(logits[t] > -INFINITY)) continue;
-        tokmark_token_data x = {(int32_t)t, logits[t], 0.0f};
-        if (n < k) {
-            h[n++] = x;
-            if (n == k)
-                for (size_t i = k / 2; i-- > 0;) heap_down(h, k, i);
-        } else if (cand_less(&h[0], &x)) {
-            h[0] = x;
-            heap_down(h, k, 0);
-        }
-    }
-    if (n < k)
-        for (size_t i = n / 2; i-- > 0;) heap_down(h, n, i);
-    for (size_t m = n; m > 1; m--) {
-        tokmark_token_data t = h[0];
-        h[0] = h[m - 1];
-        h[m - 1] = t;
-        heap_down(h, m - 1, 0);
-    }
-    return n;
-}
 
 static uint8_t *g_banned; /* ids never drawn: no token, special tokens, end of text */
 
@@ -294,7 +254,7 @@ static size_t model_step(const lm_model *m, ev_ws *w, size_t nh, double *mass) {
     lm_logits(m, w->hist, nh, w->logits);
     for (uint32_t t = 0; t < V; t++)
         if (g_banned[t]) w->logits[t] = -INFINITY;
-    size_t k = top_k(w->logits, V, w->cand, EV_K);
+    size_t k = lm_top_k(w->logits, V, w->cand, EV_K);
     double s = 0.0;
     for (size_t i = 0; i < k; i++) {
         w->cl[i] = w->cand[i].logit;

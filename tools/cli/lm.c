@@ -842,7 +842,7 @@ static void heap_down(tokmark_token_data *h, size_t n, size_t i) {
         i = s;
     }
 }
-static size_t top_k(const float *logits, uint32_t V, tokmark_token_data *h, size_t k) {
+size_t lm_top_k(const float *logits, uint32_t V, tokmark_token_data *h, size_t k) {
     size_t n = 0;
     for (uint32_t t = 0; t < V; t++) {
         if (!(logits[t] > -INFINITY)) continue;
@@ -927,7 +927,7 @@ int lm_generate(const lm_model *m, tokmark_embedder *e, const int32_t *prompt, s
         double u = lm_rng_unif(&rng);
         int32_t t;
         if (cfg->top_k > 0) {
-            size_t k = top_k(logits, V, cand, cfg->top_k);
+            size_t k = lm_top_k(logits, V, cand, cfg->top_k);
             if (k == 0) break;
             t = e != NULL ? tokmark_embedder_sample(e, cand, k, u) : sample_plain_cand(cand, k, u);
         } else {

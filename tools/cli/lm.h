@@ -86,6 +86,10 @@ void lm_logits(const lm_model *m, const int32_t *ctx, size_t n_ctx, float *logit
  * lm_logits, in double precision); -INFINITY for w out of range. */
 double lm_logprob(const lm_model *m, const int32_t *ctx, size_t n_ctx, int32_t w);
 
+/* The k largest entries of logits[0..V) (not -INFINITY) as candidates into
+ * h[0..k), best first (ties: the smaller id first); returns how many. */
+size_t lm_top_k(const float *logits, uint32_t V, tokmark_token_data *h, size_t k);
+
 /* ---- generation: the sampling loop with the embedder inside ---- */
 
 typedef struct lm_gen_config {
