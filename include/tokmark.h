@@ -362,6 +362,12 @@ void tokmark_detector_free(tokmark_detector *d); /* NULL is a no-op */
 void tokmark_detector_reset(tokmark_detector *d);
 /* Choose the score used for p-values (default TOKMARK_SCORE_DEFAULT). */
 void tokmark_detector_set_score(tokmark_detector *d, tokmark_score_kind kind);
+/* Size the corpus tuple sets at once for about `tuples` distinct tuples
+ * (within dedup_memory), instead of letting them double as they fill: a
+ * caller that knows its input size saves the rehashing (and, for large sets,
+ * the zeroing of each intermediate table).  Results do not change.  Returns
+ * TOKMARK_OK, or TOKMARK_ERR_NOMEM with the sets as they were (still usable). */
+TOKMARK_NODISCARD int tokmark_detector_reserve(tokmark_detector *d, uint64_t tuples);
 
 /* Start a document: history and per-document totals are cleared; the corpus
  * tuple set and totals are kept. */

@@ -220,6 +220,22 @@ static int set_insert(tm_set *s, uint64_t f) {
     return 1;
 }
 
+/* Grow a set at once to at least `slots` slots (a power of two, within
+ * max_slots), as set_grow does step by step. */
+static int set_reserve(tm_set *s, uint64_t slots) {
+    if (s->slot == NULL || s->track) return TOKMARK_OK;
+    if (slots > s->max_slots) slots = s->max_slots;
+    if (slots <= s->mask + 1) return TOKMARK_OK;
+    uint64_t *t = table_alloc(slots);
+    if (t == NULL) return TOKMARK_ERR_NOMEM;
+    for (uint64_t i = 0; i <= s->mask; i++)
+        if (s->slot[i] != 0) set_put(t, slots - 1, s->slot[i]);
+    table_free(s->slot, s->mask + 1);
+    s->slot = t;
+    s->mask = slots - 1;
+    return TOKMARK_OK;
+}
+
 static void set_prefetch(const tm_set *s, uint64_t f) { __builtin_prefetch(&s->slot[f & s->mask]); }
 
 static uint64_t pow2_floor(uint64_t n) {
@@ -319,6 +335,19 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
     return TOKMARK_OK;
 fail:
     tokmark_detector_free(d);
+    return rc;
+}
+
+int tokmark_detector_reserve(tokmark_detector *d, uint64_t tuples) {
+    if (d == NULL) return TOKMARK_ERR_INVALID;
+    if (!d->dedup) return TOKMARK_OK;
+    /* room for `tuples` at the 3/4 load at which a set doubles */
+    uint64_t want = tuples > UINT64_MAX / 8 ? UINT64_MAX / 8 : tuples / 3 * 4 + 4;
+    uint64_t slots = 16;
+    while (slots < want && slots < ((uint64_t)1 << 62)) slots *= 2;
+    int rc = TOKMARK_OK;
+    for (size_t g = 0; g < d->ngroups; g++)
+        if (set_reserve(&d->groups[g].corpus, slots) != TOKMARK_OK) rc = TOKMARK_ERR_NOMEM;
     return rc;
 }
 

@@ -1389,6 +1389,66 @@ static void test_partial_merge(void **state) {
     free(docs);
 }
 
+/* tokmark_detector_reserve sizes the corpus sets up front: results are those
+ * of sets that grew by doubling, with ample or with exhausted memory. */
+static void test_reserve(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_seed(&r, 0x5E5Eull);
+    const uint32_t V = 3000;
+    enum { NDOC = 10, LEN = 800 };
+    int32_t *docs = malloc((size_t)NDOC * LEN * sizeof *docs);
+    assert_non_null(docs);
+    for (int k = 0; k < NDOC; k++) random_doc(&r, docs + (size_t)k * LEN, LEN, V, 0.3);
+    /* tuples seen in earlier documents: across a reserve and after it */
+    memcpy(docs + 7 * LEN, docs + 2 * LEN, LEN * sizeof *docs);
+    memcpy(docs + 4 * LEN + LEN / 2, docs + 1 * LEN, LEN / 2 * sizeof *docs);
+    for (int sch = 0; sch < 3; sch++) {
+        tokmark_keyring *ring = ring_new();
+        tokmark_params par;
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+        (void)ring_add(ring, &r, &par);
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
+        (void)ring_add(ring, &r, &par);
+        for (int tiny = 0; tiny < 2; tiny++) {
+            uint64_t mem = tiny ? 512 : (uint64_t)1 << 22;
+            tokmark_detector *plain = mk_det(ring, mem, 0), *early = mk_det(ring, mem, 0), *late = mk_det(ring, mem, 0);
+            TU_OK(tokmark_detector_reserve(early, tiny ? (uint64_t)1 << 40 : (uint64_t)NDOC * LEN));
+            for (int k = 0; k < NDOC; k++) {
+                if (k == NDOC / 2) TU_OK(tokmark_detector_reserve(late, (uint64_t)NDOC * LEN));
+                tokmark_detector *ds[3] = {plain, early, late};
+                for (int i = 0; i < 3; i++) {
+                    tokmark_detector_begin(ds[i]);
+                    tokmark_detector_feed(ds[i], docs + (size_t)k * LEN, LEN);
+                }
+            }
+            for (size_t key = 0; key < 2; key++) {
+                tokmark_result a, b, c;
+                tokmark_detector_corpus(plain, key, &a);
+                tokmark_detector_corpus(early, key, &b);
+                tokmark_detector_corpus(late, key, &c);
+                TU_CHECK(a.scored > 0 && (tiny ? a.dropped > 0 : a.dropped == 0 && a.duplicates > LEN),
+                         "scheme %d key %zu: scored %llu dropped %llu", sch, key, (unsigned long long)a.scored,
+                         (unsigned long long)a.dropped);
+                CHECK_SAME(&a, &b, "scheme %d key %zu memory %llu: reserved up front differs", sch, key,
+                           (unsigned long long)mem);
+                CHECK_SAME(&a, &c, "scheme %d key %zu memory %llu: reserved midway differs", sch, key,
+                           (unsigned long long)mem);
+            }
+            tokmark_detector_free(plain);
+            tokmark_detector_free(early);
+            tokmark_detector_free(late);
+        }
+        /* without dedup there is nothing to size */
+        tokmark_detector *nd = mk_det(ring, 0, 0);
+        TU_OK(tokmark_detector_reserve(nd, 1000));
+        tokmark_detector_free(nd);
+        tokmark_keyring_free(ring);
+    }
+    TU_CHECK(tokmark_detector_reserve(NULL, 1) == TOKMARK_ERR_INVALID, "NULL detector accepted");
+    free(docs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scored_counts),        cmocka_unit_test(test_reference_detector),
@@ -1397,6 +1457,7 @@ int main(void) {
         cmocka_unit_test(test_backends),             cmocka_unit_test(test_watermarked_detected),
         cmocka_unit_test(test_null_real_text),       cmocka_unit_test(test_null_selfhash_wide),
         cmocka_unit_test(test_trace),                cmocka_unit_test(test_partial_merge),
+        cmocka_unit_test(test_reserve),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

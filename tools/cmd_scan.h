@@ -1313,6 +1313,11 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
         cli_error("out of memory");
         return SCAN_EXIT_INTERNAL;
     }
+    /* size the corpus sets for the input up front (about one token per 4
+     * bytes of text) rather than doubling them as they fill; a failure only
+     * means they will grow as usual */
+    if (s->det != NULL && tmi_reader_bytes_total(r) > 0)
+        (void)!tokmark_detector_reserve(s->det, tmi_reader_bytes_total(r) / 4);
     double t0 = scan_now(), last = 0;
     if (cfg->jobs <= 1) {
         scan_batch b;
