@@ -333,6 +333,14 @@ typedef struct tokmark_detector_config {
  * each key (16 bytes + 8 per key, on top of dedup_memory), so that the
  * corpus state can be exported and merged exactly (SPEC §7.5).  Needs dedup. */
 #define TOKMARK_DETECT_RECORD 1u
+/* Leave the corpus stage to another detector (threads, SPEC §7.6): per-
+ * document dedup, results and traces work as usual, but tuples are not
+ * looked up in a corpus set of this detector's own.  Every document-new
+ * tuple is kept, with its score under each key and its number of occurrences
+ * in the document (16 bytes + 8 per key), until tokmark_detector_absorb hands
+ * them to the detector that holds the corpus.  Its own corpus results stay
+ * empty.  Needs dedup; not with TOKMARK_DETECT_RECORD. */
+#define TOKMARK_DETECT_DEFER 2u
 
 typedef struct tokmark_result {
     uint64_t tokens;        /* tokens fed (prompt tokens excluded) */
@@ -413,6 +421,17 @@ void tokmark_detector_set_trace(tokmark_detector *d, size_t key, tokmark_trace *
  * unchanged on error.  Per-document state is not part of a partial. */
 TOKMARK_NODISCARD int tokmark_detector_export(const tokmark_detector *d, uint8_t **out, size_t *len);
 TOKMARK_NODISCARD int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len);
+
+/* Apply the tuples kept by src (made with TOKMARK_DETECT_DEFER) to d's corpus
+ * set and totals, then forget them: d ends exactly as if src's documents had
+ * been fed to d after d's own, duplicates and drops included, even when d's
+ * set fills up (so threads can each run a deferring detector over whole
+ * documents and one detector absorb them in input order).  Call between
+ * documents of src.  The two must be over the same key ring in the same
+ * order (TOKMARK_ERR_MISMATCH); TOKMARK_ERR_INVALID when src does not defer
+ * or d does, or d has no dedup; TOKMARK_ERR_NOMEM when src's list could not
+ * grow earlier (both unchanged). */
+TOKMARK_NODISCARD int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics (SPEC.md §8): exact upper tails, natural logarithms.            */

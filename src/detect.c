@@ -37,6 +37,7 @@ typedef struct tm_set {
     uint64_t max_slots; /* sets grow up to this many slots */
     uint64_t *used;  /* doc sets: inserted fingerprints, for O(count) clearing */
     uint64_t used_cap;
+    uint32_t *val;   /* doc sets of a deferring detector: per slot, the index in used[] */
     int track;
 } tm_set;
 
@@ -51,6 +52,11 @@ typedef struct tm_group {
      * (SPEC §7.5) */
     uint64_t *log;
     size_t log_len, log_cap; /* in entries */
+    /* deferring detector (TOKMARK_DETECT_DEFER): the same log holds every
+     * tuple that reaches the corpus stage; occ[e] counts the occurrences of
+     * entry e in its document; doc_base is the current document's first entry */
+    uint32_t *occ;
+    size_t doc_base;
 } tm_group;
 
 typedef struct tm_key {
@@ -79,6 +85,8 @@ struct tokmark_detector {
     uint64_t doc_pos;      /* tokens pushed in this document (prompt included) */
     int tracing;           /* some key has a trace buffer */
     int record;            /* keep the corpus log (TOKMARK_DETECT_RECORD) */
+    int defer;             /* TOKMARK_DETECT_DEFER: the corpus stage is another detector's */
+    int logging;           /* record or defer: payloads go to the group logs */
     int log_failed;        /* the corpus log could not grow: it is incomplete */
     uint64_t doc_tokens, corpus_tokens;
 
@@ -128,7 +136,7 @@ static void table_free(uint64_t *t, uint64_t slots) {
 /* A set starts small and doubles (at 3/4 load) up to max_slots, so that a
  * small corpus or document stays in cache.  A document set (track != 0)
  * remembers its fingerprints to clear in O(count). */
-static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
+static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track, int vals) {
     memset(s, 0, sizeof *s);
     if (slots == 0) return TOKMARK_OK;
     s->max_slots = slots;
@@ -140,6 +148,10 @@ static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
         s->used = malloc(s->used_cap * sizeof *s->used);
         if (s->used == NULL) return TOKMARK_ERR_NOMEM;
     }
+    if (vals) {
+        s->val = malloc(slots * sizeof *s->val);
+        if (s->val == NULL) return TOKMARK_ERR_NOMEM;
+    }
     s->slot = table_alloc(slots);
     if (s->slot == NULL) return TOKMARK_ERR_NOMEM;
     s->mask = slots - 1;
@@ -149,6 +161,7 @@ static int set_init(tm_set *s, uint64_t slots, uint64_t limit, int track) {
 static void set_free(tm_set *s) {
     if (s->slot != NULL) table_free(s->slot, s->mask + 1);
     free(s->used);
+    free(s->val);
 }
 
 static void set_clear(tm_set *s) {
@@ -163,10 +176,11 @@ static void set_clear(tm_set *s) {
     s->count = 0;
 }
 
-static void set_put(uint64_t *slot, uint64_t mask, uint64_t f) {
+static uint64_t set_put(uint64_t *slot, uint64_t mask, uint64_t f) {
     uint64_t i = f & mask;
     while (slot[i] != 0) i = (i + 1) & mask;
     slot[i] = f;
+    return i;
 }
 
 /* Double a set (3/4 load reached).  On allocation failure it stays as it is:
@@ -175,10 +189,19 @@ static void set_grow(tm_set *s) {
     uint64_t n = (s->mask + 1) * 2;
     uint64_t *t = table_alloc(n);
     uint64_t *u = NULL;
+    uint32_t *v = NULL;
+    if (t != NULL && s->val != NULL) {
+        v = malloc(n * sizeof *v);
+        if (v == NULL) {
+            table_free(t, n);
+            t = NULL;
+        }
+    }
     if (t != NULL && s->track) {
         u = realloc(s->used, n / 4 * 3 * sizeof *u);
         if (u == NULL) {
             table_free(t, n);
+            free(v);
             t = NULL;
         } else {
             s->used = u;
@@ -191,20 +214,31 @@ static void set_grow(tm_set *s) {
         return;
     }
     if (s->used != NULL)
-        for (uint64_t i = 0; i < s->count; i++) set_put(t, n - 1, s->used[i]);
+        for (uint64_t i = 0; i < s->count; i++) {
+            uint64_t at = set_put(t, n - 1, s->used[i]);
+            if (v != NULL) v[at] = (uint32_t)i;
+        }
     else
         for (uint64_t i = 0; i <= s->mask; i++)
             if (s->slot[i] != 0) set_put(t, n - 1, s->slot[i]);
     table_free(s->slot, s->mask + 1);
+    if (v != NULL) {
+        free(s->val);
+        s->val = v;
+    }
     s->slot = t;
     s->mask = n - 1;
 }
 
-/* 1: inserted (new); 0: already present; -1: not present and the set is full. */
-static int set_insert(tm_set *s, uint64_t f) {
+/* 1: inserted (new); 0: already present; -1: not present and the set is
+ * full.  *at: the slot (when 1 or 0). */
+static int set_insert_at(tm_set *s, uint64_t f, uint64_t *at) {
     uint64_t i = f & s->mask;
     while (s->slot[i] != 0) {
-        if (s->slot[i] == f) return 0;
+        if (s->slot[i] == f) {
+            *at = i;
+            return 0;
+        }
         i = (i + 1) & s->mask;
     }
     if (s->count >= s->limit || (s->track && s->count >= s->used_cap && s->mask + 1 >= s->max_slots))
@@ -217,7 +251,13 @@ static int set_insert(tm_set *s, uint64_t f) {
     s->slot[i] = f;
     if (s->used != NULL) s->used[s->count] = f;
     s->count++;
+    *at = i;
     return 1;
+}
+
+static int set_insert(tm_set *s, uint64_t f) {
+    uint64_t at;
+    return set_insert_at(s, f, &at);
 }
 
 /* Grow a set at once to at least `slots` slots (a power of two, within
@@ -259,6 +299,7 @@ void tokmark_detector_free(tokmark_detector *d) {
         set_free(&d->groups[g].corpus);
         free(d->groups[g].keys);
         free(d->groups[g].log);
+        free(d->groups[g].occ);
     }
     free(d->keys);
     free(d->groups);
@@ -282,6 +323,8 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
         d->cfg.flags = cfg->flags;
     }
     d->record = (d->cfg.flags & TOKMARK_DETECT_RECORD) != 0;
+    d->defer = (d->cfg.flags & TOKMARK_DETECT_DEFER) != 0;
+    d->logging = d->record || d->defer;
     d->dedup = d->cfg.dedup_memory > 0;
     d->nkeys = tokmark_keyring_size(ring);
     d->keys = calloc(d->nkeys, sizeof *d->keys);
@@ -318,7 +361,8 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
         K->group = g;
     }
     if (rc != TOKMARK_OK) goto fail;
-    if (d->record && !d->dedup) { rc = TOKMARK_ERR_INVALID; goto fail; } /* a log needs dedup */
+    /* a log needs dedup; a deferring detector has no corpus of its own to record */
+    if ((d->logging && !d->dedup) || (d->record && d->defer)) { rc = TOKMARK_ERR_INVALID; goto fail; }
     if (d->dedup) {
         /* The corpus tables share the memory budget; each table is filled to 3/4. */
         uint64_t per = d->cfg.dedup_memory / d->ngroups / sizeof(uint64_t);
@@ -326,8 +370,8 @@ int tokmark_detector_create(tokmark_detector **out, const tokmark_keyring *ring,
         uint64_t dslots = pow2_floor((uint64_t)d->cfg.doc_dedup_tuples * 2);
         if (dslots < 16) dslots = 16;
         for (size_t g = 0; g < d->ngroups && rc == TOKMARK_OK; g++) {
-            rc = set_init(&d->groups[g].corpus, slots, slots / 4 * 3, 0);
-            if (rc == TOKMARK_OK) rc = set_init(&d->groups[g].doc, dslots, dslots / 4 * 3, 1);
+            if (!d->defer) rc = set_init(&d->groups[g].corpus, slots, slots / 4 * 3, 0, 0);
+            if (rc == TOKMARK_OK) rc = set_init(&d->groups[g].doc, dslots, dslots / 4 * 3, 1, d->defer);
         }
         if (rc != TOKMARK_OK) goto fail;
     }
@@ -361,6 +405,7 @@ void tokmark_detector_begin(tokmark_detector *d) {
         tm_group *G = &d->groups[g];
         if (d->dedup) set_clear(&G->doc);
         G->doc_dups = G->doc_dropped = 0;
+        G->doc_base = G->log_len;
     }
 }
 
@@ -373,6 +418,7 @@ void tokmark_detector_reset(tokmark_detector *d) {
         if (d->dedup) set_clear(&G->corpus);
         G->corp_dups = G->corp_dropped = 0;
         G->log_len = 0;
+        G->doc_base = 0;
     }
     d->log_failed = 0;
 }
@@ -444,7 +490,7 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
         tm_store_ctr_block(d->scratch + 16 * i, d->nonce[i], gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
-    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace != NULL && !d->record) {
+    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace != NULL && !d->logging) {
         /* KGW with a trace (windowed scans): the same totals, and each
          * document-new tuple's bit into the trace */
         for (size_t i = 0; i < m; i++) {
@@ -463,7 +509,7 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
         }
         return;
     }
-    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace == NULL && !d->record) {
+    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace == NULL && !d->logging) {
         /* the common case, without a per-tuple switch */
         uint64_t dn = 0, dg = 0, cn = 0, cg = 0;
         for (size_t i = 0; i < m; i++) {
@@ -492,10 +538,8 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
                 K->trace[pos].scored = 1;
             }
         }
-        if (d->kflags[i] & 2) {
-            acc_add(&K->corpus, pp, pl);
-            if (d->kent[i] != UINT64_MAX) G->log[d->kent[i] * stride + 1 + K->gk] = pl;
-        }
+        if (d->kflags[i] & 2) acc_add(&K->corpus, pp, pl);
+        if (d->kent[i] != UINT64_MAX) G->log[d->kent[i] * stride + 1 + K->gk] = pl;
     }
 }
 
@@ -538,13 +582,16 @@ static uint64_t log_append(tokmark_detector *d, tm_group *G, uint64_t f) {
     if (G->log_len == G->log_cap) {
         size_t cap = G->log_cap ? G->log_cap * 2 : 1024;
         uint64_t *l = realloc(G->log, cap * stride * sizeof *l);
-        if (l == NULL) {
+        if (l != NULL) G->log = l;
+        uint32_t *o = l != NULL && d->defer ? realloc(G->occ, cap * sizeof *o) : NULL;
+        if (o != NULL) G->occ = o;
+        if (l == NULL || (d->defer && o == NULL)) {
             d->log_failed = 1;
             return UINT64_MAX;
         }
-        G->log = l;
         G->log_cap = cap;
     }
+    if (d->defer) G->occ[G->log_len] = 1;
     uint64_t *e = G->log + G->log_len * stride;
     e[0] = f;
     memset(e + 1, 0, G->nkeys * sizeof *e);
@@ -569,6 +616,26 @@ static uint8_t dedup_flags(tm_group *G, uint64_t f) {
     if (cn == 0) G->corp_dups++;
     if (cn < 0) G->corp_dropped++;
     return (uint8_t)((dn == 1 ? 1 : 0) | (cn == 1 ? 2 : 0));
+}
+
+/* Dedup of a deferring detector (SPEC §7.6): the document set only.  A
+ * document-new tuple, or one the full document set cannot hold, becomes a
+ * log entry (*ent) whose payloads scoring fills in; a later occurrence in the
+ * same document adds to its entry's count.  Returns the flags (0: skip; 1:
+ * new in the document; 4: an entry). */
+static uint8_t dedup_defer(tokmark_detector *d, tm_group *G, uint64_t f, uint64_t *ent) {
+    uint64_t at;
+    int dn = set_insert_at(&G->doc, f, &at);
+    if (dn == 0) {
+        G->doc_dups++;
+        size_t e = G->doc_base + G->doc.val[at];
+        if (e < G->log_len && G->occ[e] < UINT32_MAX) G->occ[e]++;
+        return 0;
+    }
+    if (dn > 0) G->doc.val[at] = (uint32_t)(G->doc.count - 1);
+    else G->doc_dropped++;
+    *ent = log_append(d, G, f);
+    return (uint8_t)((dn > 0 ? 1 : 0) | 4);
 }
 
 /* SelfHash group (one key): the anchored min-hash gives distinct tuples the
@@ -600,9 +667,12 @@ static void process_self(tokmark_detector *d, tm_group *G, size_t i0, size_t n) 
         if (d->dedup) {
             uint64_t f = tm_mix64(d->nonce[i] ^ ((uint64_t)(uint32_t)d->kcand[i] + 1) * 0x9E3779B97F4A7C15ull);
             f = f ? f : 1;
-            fl = dedup_flags(G, f);
+            if (d->defer) fl = dedup_defer(d, G, f, &ent);
+            else {
+                fl = dedup_flags(G, f);
+                if ((fl & 2) && d->record) ent = log_append(d, G, f);
+            }
             if (fl == 0) continue;
-            if ((fl & 2) && d->record) ent = log_append(d, G, f);
         }
         d->nonce[k] = d->nonce[i];
         d->kcand[k] = d->kcand[i];
@@ -627,7 +697,7 @@ static void process_batch(tokmark_detector *d, size_t n) {
         if (d->dedup) {
             for (size_t i = i0; i < n; i++) fp[i] = tm_fingerprint(d->buf + TM_HIST + i - G->c, G->c, G->seeding);
             for (size_t i = i0; i < n && i < i0 + TM_PREFETCH; i++) {
-                set_prefetch(&G->corpus, fp[i]);
+                if (!d->defer) set_prefetch(&G->corpus, fp[i]);
                 set_prefetch(&G->doc, fp[i]);
             }
         }
@@ -643,7 +713,7 @@ static void process_batch(tokmark_detector *d, size_t n) {
             /* prefetch a fixed distance ahead: enough misses in flight to
              * hide the latency, not so many that the prefetches stall */
             if (d->dedup && i + TM_PREFETCH < n) {
-                set_prefetch(&G->corpus, fp[i + TM_PREFETCH]);
+                if (!d->defer) set_prefetch(&G->corpus, fp[i + TM_PREFETCH]);
                 set_prefetch(&G->doc, fp[i + TM_PREFETCH]);
             }
             uint32_t st = (uint32_t)(TM_HIST + i - G->c);
@@ -651,9 +721,12 @@ static void process_batch(tokmark_detector *d, size_t n) {
             uint8_t fl = 3;
             uint64_t ent = UINT64_MAX;
             if (d->dedup) {
-                fl = dedup_flags(G, fp[i]);
+                if (d->defer) fl = dedup_defer(d, G, fp[i], &ent);
+                else {
+                    fl = dedup_flags(G, fp[i]);
+                    if ((fl & 2) && d->record) ent = log_append(d, G, fp[i]);
+                }
                 if (fl == 0) continue;
-                if ((fl & 2) && d->record) ent = log_append(d, G, fp[i]);
             }
             uint32_t mx = 0;
             if (!batch_in_vocab)
@@ -907,7 +980,7 @@ static int rb_u64(tm_rbuf *r, uint64_t *v) {
 
 int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len) {
     if (d == NULL || buf == NULL) return TOKMARK_ERR_INVALID;
-    if (!d->dedup) return TOKMARK_ERR_INVALID;
+    if (!d->dedup || d->defer) return TOKMARK_ERR_INVALID;
     if (len < 8 + 32 || memcmp(buf, PARTIAL_MAGIC, 8) != 0) return TOKMARK_ERR_FORMAT;
     uint8_t sum[32];
     crypto_generichash(sum, sizeof sum, buf, len - 32, NULL, 0);
@@ -1000,6 +1073,53 @@ int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len)
             }
         }
         r.off += 8 * (size_t)n * stride;
+    }
+    return TOKMARK_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deferred corpus stage (SPEC §7.6)                                          */
+/* ------------------------------------------------------------------------ */
+
+int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src) {
+    if (d == NULL || src == NULL || d == src || !src->defer || d->defer || !d->dedup) return TOKMARK_ERR_INVALID;
+    if (src->nkeys != d->nkeys || src->ngroups != d->ngroups) return TOKMARK_ERR_MISMATCH;
+    for (size_t k = 0; k < d->nkeys; k++)
+        if (memcmp(tokmark_profile_key_id(src->keys[k].p), tokmark_profile_key_id(d->keys[k].p), TOKMARK_KEY_ID_HEX) != 0)
+            return TOKMARK_ERR_MISMATCH;
+    for (size_t g = 0; g < d->ngroups; g++) {
+        const tm_group *A = &d->groups[g], *B = &src->groups[g];
+        if (A->c != B->c || A->seeding != B->seeding || A->nkeys != B->nkeys ||
+            memcmp(A->keys, B->keys, A->nkeys * sizeof *A->keys) != 0)
+            return TOKMARK_ERR_MISMATCH;
+    }
+    if (src->log_failed) return TOKMARK_ERR_NOMEM;
+    d->corpus_tokens += src->corpus_tokens;
+    src->corpus_tokens = 0;
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g], *S = &src->groups[g];
+        size_t stride = 1 + G->nkeys;
+        for (size_t e = 0; e < S->log_len; e++) {
+            const uint64_t *q = S->log + e * stride;
+            if (e + 8 < S->log_len) set_prefetch(&G->corpus, S->log[(e + 8) * stride]);
+            uint64_t occ = S->occ[e];
+            /* the first occurrence decides, as in one detector: a tuple
+             * inserted, held or dropped then is a duplicate, a duplicate or
+             * dropped at its later occurrences in the document (§7.6) */
+            int in = set_insert(&G->corpus, q[0]);
+            if (in == 0) { G->corp_dups += occ; continue; }
+            if (in < 0) { G->corp_dropped += occ; continue; }
+            G->corp_dups += occ - 1;
+            uint64_t ent = d->record ? log_append(d, G, q[0]) : UINT64_MAX;
+            for (size_t i = 0; i < G->nkeys; i++) {
+                uint64_t pl = q[1 + i];
+                tm_key *K = &d->keys[G->keys[i]];
+                if (pl & TM_SCORED_BIT) acc_add(&K->corpus, &K->p->params, pl);
+                if (ent != UINT64_MAX) G->log[ent * stride + 1 + i] = pl;
+            }
+        }
+        S->log_len = 0;
+        S->doc_base = 0;
     }
     return TOKMARK_OK;
 }

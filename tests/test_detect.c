@@ -1449,6 +1449,121 @@ static void test_reserve(void **state) {
     free(docs);
 }
 
+/* Deferring detectors (SPEC §7.6): documents split among three deferring
+ * detectors, absorbed in input order by one detector, give exactly one
+ * detector's document and corpus results and the same record, with ample
+ * memory, a corpus set that fills up and a document set that fills up. */
+static void test_defer_absorb(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_seed(&r, 0xDEFEull);
+    const uint32_t V = 3000;
+    enum { NDOC = 14, LEN = 600, NW = 3 };
+    int32_t *docs = malloc((size_t)NDOC * LEN * sizeof *docs);
+    assert_non_null(docs);
+    for (int k = 0; k < NDOC; k++) random_doc(&r, docs + (size_t)k * LEN, LEN, k % 4 ? V : 60, 0.3);
+    memcpy(docs + 9 * LEN, docs + 2 * LEN, LEN * sizeof *docs);
+    memcpy(docs + 5 * LEN + LEN / 3, docs + 4 * LEN, LEN / 2 * sizeof *docs);
+    for (int sch = 0; sch < 3; sch++) {
+        tokmark_keyring *ring = ring_new();
+        tokmark_params par;
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+        (void)ring_add(ring, &r, &par);
+        (void)ring_add(ring, &r, &par);
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
+        (void)ring_add(ring, &r, &par);
+        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
+        (void)ring_add(ring, &r, &par);
+        size_t nk = tokmark_keyring_size(ring);
+        for (int cfgi = 0; cfgi < 3; cfgi++) {
+            uint64_t mem = cfgi == 1 ? 2048 : (uint64_t)1 << 22;
+            uint32_t dt = cfgi == 2 ? 40 : 0;
+            tokmark_detector_config one = {mem, dt, TOKMARK_DETECT_RECORD}, main_cfg = one,
+                                    def = {mem, dt, TOKMARK_DETECT_DEFER};
+            tokmark_detector *whole = NULL, *m = NULL, *w[NW];
+            TU_OK(tokmark_detector_create(&whole, ring, &one));
+            TU_OK(tokmark_detector_create(&m, ring, &main_cfg));
+            for (int i = 0; i < NW; i++) TU_OK(tokmark_detector_create(&w[i], ring, &def));
+            /* batches of 1..3 documents, handed round the workers */
+            int k = 0, b = 0;
+            while (k < NDOC) {
+                tokmark_detector *wk = w[b % NW];
+                int nb = 1 + (int)tu_below(&r, 3);
+                for (int j = 0; j < nb && k < NDOC; j++, k++) {
+                    const int32_t *doc = docs + (size_t)k * LEN;
+                    tokmark_detector_begin(whole);
+                    tokmark_detector_prompt(whole, doc, 5);
+                    tokmark_detector_feed(whole, doc + 5, LEN - 5);
+                    tokmark_detector_begin(wk);
+                    tokmark_detector_prompt(wk, doc, 5);
+                    tokmark_detector_feed(wk, doc + 5, LEN - 5);
+                    for (size_t key = 0; key < nk; key++) {
+                        tokmark_result a, c;
+                        tokmark_detector_document(whole, key, &a);
+                        tokmark_detector_document(wk, key, &c);
+                        CHECK_SAME(&a, &c, "scheme %d config %d doc %d key %zu: document result", sch, cfgi, k, key);
+                    }
+                }
+                TU_OK(tokmark_detector_absorb(m, wk));
+                b++;
+            }
+            for (size_t key = 0; key < nk; key++) {
+                tokmark_result a, c, e;
+                tokmark_detector_corpus(whole, key, &a);
+                tokmark_detector_corpus(m, key, &c);
+                CHECK_SAME(&a, &c, "scheme %d config %d key %zu: absorbed corpus differs from one detector", sch,
+                           cfgi, key);
+                if (cfgi == 0) TU_CHECK(a.duplicates > LEN && a.dropped == 0, "config 0: duplicates expected");
+                if (cfgi == 1) TU_CHECK(a.dropped > 0, "config 1: the corpus set should fill up");
+                tokmark_detector_corpus(w[0], key, &e);
+                TU_CHECK(e.scored == 0, "a deferring detector has no corpus result of its own");
+            }
+            if (cfgi == 2) {
+                tokmark_result a;
+                tokmark_detector_document(whole, 0, &a);
+                TU_CHECK(a.dropped > 0, "config 2: the document set should fill up");
+            }
+            /* the record is the same entry for entry */
+            uint8_t *pa, *pb;
+            size_t la, lb;
+            TU_OK(tokmark_detector_export(whole, &pa, &la));
+            TU_OK(tokmark_detector_export(m, &pb, &lb));
+            TU_CHECK(la == lb && memcmp(pa, pb, la) == 0, "scheme %d config %d: records differ", sch, cfgi);
+            /* misuse */
+            TU_CHECK(tokmark_detector_absorb(m, whole) == TOKMARK_ERR_INVALID, "absorbed a non-deferring detector");
+            TU_CHECK(tokmark_detector_absorb(w[0], w[1]) == TOKMARK_ERR_INVALID, "a deferring detector absorbed");
+            TU_CHECK(tokmark_detector_import(w[0], pa, la) == TOKMARK_ERR_INVALID, "import into a deferring detector");
+            free(pa);
+            free(pb);
+            for (int i = 0; i < NW; i++) tokmark_detector_free(w[i]);
+            tokmark_detector_free(m);
+            tokmark_detector_free(whole);
+        }
+        /* another ring; DEFER with RECORD or without dedup */
+        tokmark_keyring *other = ring_new();
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+        (void)ring_add(other, &r, &par);
+        (void)ring_add(other, &r, &par);
+        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
+        (void)ring_add(other, &r, &par);
+        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
+        (void)ring_add(other, &r, &par);
+        tokmark_detector_config def = {(uint64_t)1 << 20, 0, TOKMARK_DETECT_DEFER};
+        tokmark_detector *od = NULL, *x = NULL, *mm = mk_det(ring, (uint64_t)1 << 20, 0);
+        TU_OK(tokmark_detector_create(&od, other, &def));
+        TU_CHECK(tokmark_detector_absorb(mm, od) == TOKMARK_ERR_MISMATCH, "a foreign ring absorbed");
+        tokmark_detector_config bad1 = {(uint64_t)1 << 20, 0, TOKMARK_DETECT_DEFER | TOKMARK_DETECT_RECORD},
+                                bad2 = {0, 0, TOKMARK_DETECT_DEFER};
+        TU_CHECK(tokmark_detector_create(&x, ring, &bad1) == TOKMARK_ERR_INVALID && x == NULL, "DEFER|RECORD");
+        TU_CHECK(tokmark_detector_create(&x, ring, &bad2) == TOKMARK_ERR_INVALID && x == NULL, "DEFER without dedup");
+        tokmark_detector_free(od);
+        tokmark_detector_free(mm);
+        tokmark_keyring_free(other);
+        tokmark_keyring_free(ring);
+    }
+    free(docs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scored_counts),        cmocka_unit_test(test_reference_detector),
@@ -1457,7 +1572,7 @@ int main(void) {
         cmocka_unit_test(test_backends),             cmocka_unit_test(test_watermarked_detected),
         cmocka_unit_test(test_null_real_text),       cmocka_unit_test(test_null_selfhash_wide),
         cmocka_unit_test(test_trace),                cmocka_unit_test(test_partial_merge),
-        cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_reserve),            cmocka_unit_test(test_defer_absorb),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
