@@ -227,6 +227,100 @@ static void test_determinism(void **state) {
     tokmark_profile_free(p);
 }
 
+/* Many batches (more than 4096 records), bad lines among them, two keys with
+ * their own tuple sets, a corpus set that fills up, windows and a partial:
+ * stdout, stderr and the partial file are byte-identical for -j 1, 2 and 3
+ * (with -j above 1 the workers detect and the main thread absorbs their
+ * tuples in input order, SPEC §7.6). */
+static void test_determinism_batches(void **state) {
+    (void)state;
+    tokmark_profile *p = make_profile(TOKMARK_SCHEME_KGW, 21, "kgwb.key");
+    tokmark_params par;
+    tokmark_params_default(&par, TOKMARK_SCHEME_GUMBEL);
+    par.seeding = TOKMARK_SEEDING_SELFHASH;
+    par.context_width = 3;
+    uint8_t key[TOKMARK_MASTER_KEY_BYTES];
+    for (size_t i = 0; i < sizeof key; i++) key[i] = (uint8_t)mix(991 + i);
+    tokmark_profile *q = NULL;
+    TU_OK(tokmark_profile_from_key(&q, &par, key));
+    char path[512];
+    path_in(path, sizeof path, "selfb.key");
+    TU_OK(tokmark_profile_save(q, path, 1));
+    path_in(path, sizeof path, "many.jsonl");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    char *wm[16];
+    for (int i = 0; i < 16; i++) wm[i] = gen_text(i % 2 ? p : NULL, 3000 + (uint64_t)i, 40, NULL, NULL);
+    long long nbad = 0;
+    for (int i = 0; i < 9000; i++) {
+        if (i % 997 == 5 || i % 1201 == 7) nbad++;
+        if (i % 997 == 5) fprintf(f, "{\"text\": broken\n");
+        else if (i % 1201 == 7) fprintf(f, "{\"other\": \"x\"}\n");
+        else {
+            const char *t = i % 5 == 0 ? wm[(i / 5) % 16] : NULL; /* repeated records */
+            char buf[600];
+            if (t == NULL) {
+                size_t off = (size_t)(i * 7919) % (g_human_len - 300);
+                size_t n = 60 + (size_t)(i % 200);
+                memcpy(buf, g_human + off, n);
+                if (i % 3 == 0) { /* a record that repeats itself: duplicates within a document */
+                    buf[n] = ' ';
+                    memcpy(buf + n + 1, g_human + off, n);
+                    n = 2 * n + 1;
+                }
+                buf[n] = 0;
+                t = buf;
+            }
+            json_t *o = json_pack("{s:s, s:i}", "text", t, "n", i);
+            char *js = json_dumps(o, JSON_COMPACT);
+            fprintf(f, "%s\n", js);
+            free(js);
+            json_decref(o);
+        }
+    }
+    fclose(f);
+    for (int i = 0; i < 16; i++) free(wm[i]);
+    for (int mem = 0; mem < 2; mem++) {
+        char *out[3], *err[3], *part[3];
+        size_t plen[3];
+        const char *jobs[3] = {"1", "2", "3"};
+        for (int j = 0; j < 3; j++) {
+            const char *a[] = {"scan", "--profile", "kgwb.key", "--profile", "selfb.key", "--partial", "many.part",
+                               "--dedup-memory", mem ? "64K" : "64M", "-j", jobs[j], "many.jsonl", NULL};
+            assert_int_equal(run_tool(NULL, a), 0);
+            out[j] = read_bytes("stdout", NULL);
+            err[j] = read_bytes("stderr", NULL);
+            part[j] = read_bytes("many.part", &plen[j]);
+        }
+        size_t olen = strlen(out[0]);
+        assert_true(olen > 2 && out[0][olen - 1] == '\n');
+        const char *last = out[0] + olen - 2;
+        while (last > out[0] && last[-1] != '\n') last--;
+        json_error_t je;
+        json_t *sum = json_loads(last, 0, &je);
+        assert_non_null(sum);
+        TU_CHECK(jint(sum, "skipped") == nbad, "skipped %lld", jint(sum, "skipped"));
+        TU_CHECK(jint(sum, "documents") == 9000 - nbad, "documents %lld", jint(sum, "documents"));
+        TU_CHECK(mem ? jint(sum, "dropped") > 0 : jint(sum, "dropped") == 0, "dropped %lld", jint(sum, "dropped"));
+        TU_CHECK(jint(sum, "duplicates") > 1000, "duplicates %lld", jint(sum, "duplicates"));
+        json_decref(sum);
+        for (int j = 1; j < 3; j++) {
+            TU_CHECK(strcmp(out[0], out[j]) == 0, "memory %d: stdout of -j 1 and -j %s differ", mem, jobs[j]);
+            TU_CHECK(strcmp(err[0], err[j]) == 0, "memory %d: stderr of -j 1 and -j %s differ", mem, jobs[j]);
+            TU_CHECK(plen[0] == plen[j] && memcmp(part[0], part[j], plen[0]) == 0,
+                     "memory %d: partial of -j 1 and -j %s differ", mem, jobs[j]);
+        }
+        TU_CHECK(strstr(err[0], "many.jsonl:6:") != NULL, "stderr names the bad line: %.200s", err[0]);
+        for (int j = 0; j < 3; j++) {
+            free(out[j]);
+            free(err[j]);
+            free(part[j]);
+        }
+    }
+    tokmark_profile_free(p);
+    tokmark_profile_free(q);
+}
+
 /* A watermarked passage pasted into human text is found as a span. */
 static void test_mixed_document(void **state) {
     (void)state;
@@ -676,7 +770,7 @@ int main(int argc, char **argv) {
     cu_find_tool(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_null),    cmocka_unit_test(test_documents_and_exit_status),
-        cmocka_unit_test(test_determinism),    cmocka_unit_test(test_mixed_document),
+        cmocka_unit_test(test_determinism), cmocka_unit_test(test_determinism_batches),    cmocka_unit_test(test_mixed_document),
         cmocka_unit_test(test_bad_input),      cmocka_unit_test(test_partial_merge),
         cmocka_unit_test(test_closed_mode),    cmocka_unit_test(test_reading_mode),
         cmocka_unit_test(test_accounts),       cmocka_unit_test(test_compat_profile),

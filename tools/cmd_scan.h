@@ -143,11 +143,22 @@ typedef struct scan_batch {
     size_t nseg, seg_cap;
     int failed;            /* out of memory in the worker */
     int state;             /* 0 free, 1 queued, 2 working, 3 done */
+    /* detection in the worker (scan_state.pdetect): a deferring detector
+     * (SPEC §7.6) whose tuples the main thread absorbs in input order, and
+     * what the batch wrote and counted */
+    tokmark_detector *det;
+    char *obuf, *ebuf;     /* stdout and stderr text (open_memstream) */
+    size_t olen, elen;
+    void *tot;             /* scan_totals of the batch */
+    int found;
 } scan_batch;
+
+typedef struct scan_state scan_state;
 
 typedef struct scan_worker_ctx {
     tmi_parser *parser;
     tokmark_tokenizer_encoder *enc;
+    scan_state *ws;        /* the worker's own scan state (pdetect) */
 } scan_worker_ctx;
 
 typedef struct scan_totals {
@@ -167,7 +178,6 @@ typedef struct scan_doc_info {
     double window_corrected;
 } scan_doc_info;
 
-typedef struct scan_state scan_state;
 typedef void (*scan_doc_hook)(void *ctx, const scan_state *s, const scan_doc_info *d);
 
 struct scan_state {
@@ -194,6 +204,8 @@ struct scan_state {
     int found;
     int stop;              /* --strict met bad input */
     FILE *out;
+    FILE *err;             /* messages on bad input (stderr; a batch's buffer in a worker) */
+    int pdetect;           /* workers detect; the main thread absorbs (SPEC §7.6) */
     /* threads */
     scan_batch *batches;
     size_t nbatches;
@@ -414,11 +426,16 @@ static void scan_work_batch(scan_state *s, scan_worker_ctx *w, scan_batch *b) {
     }
 }
 
+static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b);
+static int scan_worker_init(scan_state *s, scan_worker_ctx *w);
+static void scan_worker_free(scan_worker_ctx *w);
+
 static void *scan_thread(void *arg) {
     scan_state *s = (scan_state *)arg;
-    scan_worker_ctx w = {NULL, NULL};
+    scan_worker_ctx w = {NULL, NULL, NULL};
     int ok = tmi_parser_create(&w.parser, &s->cfg->in) == 0;
     if (ok && s->tok != NULL) ok = tokmark_tokenizer_encoder_create(&w.enc, s->tok) == TOKMARK_OK;
+    if (ok && s->pdetect) ok = scan_worker_init(s, &w) == 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         scan_batch *b = NULL;
@@ -433,6 +450,7 @@ static void *scan_thread(void *arg) {
         pthread_mutex_unlock(&s->mu);
         if (ok) scan_work_batch(s, &w, b);
         else b->failed = 1;
+        if (ok && s->pdetect && !b->failed) scan_worker_detect(s, &w, b);
         pthread_mutex_lock(&s->mu);
         b->state = 3;
         pthread_cond_broadcast(&s->done);
@@ -440,6 +458,7 @@ static void *scan_thread(void *arg) {
     pthread_mutex_unlock(&s->mu);
     tmi_parser_free(w.parser);
     tokmark_tokenizer_encoder_free(w.enc);
+    scan_worker_free(&w);
     return NULL;
 }
 
@@ -451,8 +470,9 @@ static void scan_report_error(scan_state *s, const tmi_error *e) {
     s->tot.skipped++;
     if (e->kind >= 0 && e->kind < TMI_ERR_COUNT) s->tot.kinds[e->kind]++;
     if (!s->cfg->quiet) {
-        if (e->line > 0) fprintf(stderr, "tokmark scan: %s:%llu: %s\n", e->source, (unsigned long long)e->line, e->message);
-        else fprintf(stderr, "tokmark scan: %s: %s\n", e->source, e->message);
+        FILE *ef = s->err != NULL ? s->err : stderr;
+        if (e->line > 0) fprintf(ef, "tokmark scan: %s:%llu: %s\n", e->source, (unsigned long long)e->line, e->message);
+        else fprintf(ef, "tokmark scan: %s: %s\n", e->source, e->message);
     }
     if (!s->cfg->table && !s->cfg->no_output) {
         FILE *f = s->out;
@@ -688,6 +708,99 @@ static int scan_detect_batch(scan_state *s, scan_batch *b) {
     return 0;
 }
 
+/* Detection in a worker (pdetect): the worker's own copy of the scan state,
+ * with its own scratch, runs scan_detect_batch over the batch with the
+ * batch's deferring detector, writing into the batch's buffers; the main
+ * thread then passes it all on in input order (scan_drain_batch). */
+static int scan_worker_init(scan_state *s, scan_worker_ctx *w) {
+    scan_state *ws = malloc(sizeof *ws);
+    if (ws == NULL) return -1;
+    *ws = *s;
+    w->ws = ws;
+    ws->hook = NULL;
+    ws->doc = NULL;
+    ws->docflag = NULL;
+    ws->doc_cap = 0;
+    ws->trace = NULL;
+    ws->trace_cap = 0;
+    ws->threads = NULL;
+    ws->batches = NULL;
+    memset(ws->promptset, 0, sizeof ws->promptset);
+    if (s->ntrace_keys > 0 && (ws->trace = calloc(s->ntrace_keys, sizeof *ws->trace)) == NULL) return -1;
+    if (s->cfg->mode == SCAN_MODE_CLOSED)
+        for (uint32_t k = 0; k < s->nwidths; k++)
+            if (tms_set_init(&ws->promptset[s->widths[k]], 1024) != 0) return -1;
+    return 0;
+}
+
+static void scan_worker_free(scan_worker_ctx *w) {
+    scan_state *ws = w->ws;
+    if (ws == NULL) return;
+    for (uint32_t c = 0; c <= TOKMARK_MAX_CONTEXT; c++) tms_set_free(&ws->promptset[c]);
+    for (size_t k = 0; k < ws->ntrace_keys && ws->trace; k++) free(ws->trace[k]);
+    free(ws->trace);
+    free(ws->doc);
+    free(ws->docflag);
+    free(ws);
+    w->ws = NULL;
+}
+
+static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b) {
+    scan_state *ws = w->ws;
+    if (b->det == NULL) {
+        tokmark_detector_config dc = {s->cfg->dedup_memory, 0, TOKMARK_DETECT_DEFER};
+        if (tokmark_detector_create(&b->det, s->ring, &dc) != TOKMARK_OK) {
+            b->failed = 1;
+            return;
+        }
+        tokmark_detector_set_score(b->det, s->cfg->score);
+    }
+    if (b->tot == NULL && (b->tot = malloc(sizeof(scan_totals))) == NULL) {
+        b->failed = 1;
+        return;
+    }
+    ws->det = b->det;
+    memset(&ws->tot, 0, sizeof ws->tot);
+    ws->found = 0;
+    ws->stop = 0;
+    ws->out = open_memstream(&b->obuf, &b->olen);
+    ws->err = open_memstream(&b->ebuf, &b->elen);
+    if (ws->out == NULL || ws->err == NULL || scan_detect_batch(ws, b) != 0) b->failed = 1;
+    if ((ws->out != NULL && fclose(ws->out) != 0) || (ws->err != NULL && fclose(ws->err) != 0)) b->failed = 1;
+    ws->out = ws->err = NULL;
+    memcpy(b->tot, &ws->tot, sizeof ws->tot);
+    b->found = ws->found;
+}
+
+static void scan_totals_add(scan_totals *t, const scan_totals *a) {
+    t->documents += a->documents;
+    t->skipped += a->skipped;
+    for (int k = 0; k < TMI_ERR_COUNT; k++) t->kinds[k] += a->kinds[k];
+    t->bytes += a->bytes;
+    t->docs_watermarked += a->docs_watermarked;
+    t->docs_span += a->docs_span;
+    t->excluded += a->excluded;
+    t->positions += a->positions;
+}
+
+/* The main thread's part of a batch a worker detected: its output, its
+ * messages, its counts and its tuples, in input order. */
+static int scan_drain_batch(scan_state *s, scan_batch *b) {
+    int rc = b->failed ? -1 : 0;
+    if (rc == 0) {
+        if (b->olen > 0) fwrite(b->obuf, 1, b->olen, s->out);
+        if (b->elen > 0) fwrite(b->ebuf, 1, b->elen, stderr);
+        scan_totals_add(&s->tot, (const scan_totals *)b->tot);
+        s->found |= b->found;
+        if (tokmark_detector_absorb(s->det, b->det) != TOKMARK_OK) rc = -1;
+    }
+    free(b->obuf);
+    free(b->ebuf);
+    b->obuf = b->ebuf = NULL;
+    b->olen = b->elen = 0;
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Reading into batches                                                       */
 /* ------------------------------------------------------------------------ */
@@ -763,6 +876,10 @@ static void scan_batch_free(scan_batch *b) {
     free(b->uoffset);
     free(b->tok);
     free(b->seg);
+    tokmark_detector_free(b->det);
+    free(b->obuf);
+    free(b->ebuf);
+    free(b->tot);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1245,6 +1362,7 @@ static int scan_setup(scan_state *s, scan_cfg *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->out = stdout;
+    s->err = stderr;
     int rc = scan_load_keys(s);
     if (rc != 0) return rc;
     /* the tokenizer: --tokenizer, else the first profile's ("none": ids only) */
@@ -1322,7 +1440,7 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
     if (cfg->jobs <= 1) {
         scan_batch b;
         memset(&b, 0, sizeof b);
-        scan_worker_ctx w = {NULL, NULL};
+        scan_worker_ctx w = {NULL, NULL, NULL};
         if (tmi_parser_create(&w.parser, &cfg->in) != 0 ||
             (s->tok != NULL && tokmark_tokenizer_encoder_create(&w.enc, s->tok) != TOKMARK_OK))
             rc = SCAN_EXIT_INTERNAL;
@@ -1338,6 +1456,12 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
         tokmark_tokenizer_encoder_free(w.enc);
         scan_batch_free(&b);
     } else {
+        /* workers detect too, unless the scan must stop at the first bad
+         * input (--strict), reports each document to a hook, or has many
+         * keys (each document-new tuple waits in memory with a score per
+         * key until the main thread absorbs it) */
+        s->pdetect = s->det != NULL && s->compat == NULL && s->hook == NULL && !cfg->strict &&
+                     cfg->dedup_memory > 0 && tokmark_keyring_size(s->ring) <= 8;
         s->nthreads = cfg->jobs;
         s->nbatches = (size_t)cfg->jobs * 2 + 2;
         s->batches = calloc(s->nbatches, sizeof *s->batches);
@@ -1369,7 +1493,7 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
             pthread_mutex_lock(&s->mu);
             while (b->state != 3) pthread_cond_wait(&s->done, &s->mu);
             pthread_mutex_unlock(&s->mu);
-            if (scan_detect_batch(s, b) != 0) rc = SCAN_EXIT_INTERNAL;
+            if ((s->pdetect ? scan_drain_batch(s, b) : scan_detect_batch(s, b)) != 0) rc = SCAN_EXIT_INTERNAL;
             b->state = 0;
             tail++;
             scan_progress(s, r, t0, &last, 0);
@@ -1515,7 +1639,7 @@ static int cmd_filter(int argc, char **argv) {
     if (rc == 0 && tmi_reader_open(&r, inputs, ninputs, &cfg.in) != 0) rc = SCAN_EXIT_INTERNAL;
     scan_batch b;
     memset(&b, 0, sizeof b);
-    scan_worker_ctx w = {NULL, NULL};
+    scan_worker_ctx w = {NULL, NULL, NULL};
     if (rc == 0 && (tmi_parser_create(&w.parser, &cfg.in) != 0 ||
                     (s.tok != NULL && tokmark_tokenizer_encoder_create(&w.enc, s.tok) != TOKMARK_OK)))
         rc = SCAN_EXIT_INTERNAL;
