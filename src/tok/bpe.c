@@ -37,13 +37,23 @@ static int scratch_reserve(tm_bpe_scratch *s, size_t n) {
     return TOKMARK_OK;
 }
 
-/* ---- short pieces: linear scan, as tiktoken ---- */
+/* The rank of the two bytes p[0], p[1]. */
+static inline uint32_t pair_rank(const tokmark_tokenizer *t, const uint8_t *p) {
+    return t->pair_rank != NULL ? t->pair_rank[p[0] | (uint32_t)p[1] << 8] : tm_tok_rank(t, p, 2);
+}
+
+/* ---- short pieces: linear scan, as tiktoken ----
+ * pr[i] is the rank of part i (its bytes are a token: a single byte, or the
+ * pair whose merge made it, whose rank was the minimum), so the parts are
+ * emitted without looking them up again. */
 static void bpe_linear(const tokmark_tokenizer *t, const uint8_t *p, size_t n, tm_bpe_scratch *s, tm_tok_out *o) {
     uint32_t pos[TM_BPE_LINEAR_MAX + 1];
     uint32_t rk[TM_BPE_LINEAR_MAX + 1];
+    uint32_t pr[TM_BPE_LINEAR_MAX + 1];
     size_t m = n;
     for (size_t i = 0; i <= n; i++) pos[i] = (uint32_t)i;
-    for (size_t i = 0; i + 1 < n; i++) rk[i] = tm_tok_rank(t, p + i, 2);
+    for (size_t i = 0; i < n; i++) pr[i] = t->byte_rank[p[i]];
+    for (size_t i = 0; i + 1 < n; i++) rk[i] = pair_rank(t, p + i);
     rk[n - 1] = TM_NO_RANK;
     for (;;) {
         uint32_t best = TM_NO_RANK;
@@ -58,11 +68,13 @@ static void bpe_linear(const tokmark_tokenizer *t, const uint8_t *p, size_t n, t
         /* remove part bi+1 */
         memmove(pos + bi + 1, pos + bi + 2, (m - bi - 1) * sizeof pos[0]); /* includes the sentinel */
         memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof rk[0]);
+        memmove(pr + bi + 1, pr + bi + 2, (m - bi - 2) * sizeof pr[0]);
+        pr[bi] = best;
         m--;
         rk[bi] = bi + 1 < m ? tm_tok_rank(t, p + pos[bi], pos[bi + 2] - pos[bi]) : TM_NO_RANK;
         if (bi > 0) rk[bi - 1] = tm_tok_rank(t, p + pos[bi - 1], pos[bi + 1] - pos[bi - 1]);
     }
-    for (size_t i = 0; i < m; i++) tm_tok_emit(o, tm_tok_rank(t, p + pos[i], pos[i + 1] - pos[i]));
+    for (size_t i = 0; i < m; i++) tm_tok_emit(o, pr[i]);
 }
 
 /* ---- long pieces: 4-ary min-heap of (rank << 32 | position) keys ----
@@ -120,7 +132,7 @@ static int bpe_heap_encode(const tokmark_tokenizer *t, const uint8_t *p, size_t 
     for (uint32_t i = 0; i < N; i++) {
         nxt[i] = i + 1;
         prv[i] = i == 0 ? TM_NO_RANK : i - 1;
-        rk[i] = i + 1 < N ? tm_tok_rank(t, p + i, 2) : TM_NO_RANK;
+        rk[i] = i + 1 < N ? pair_rank(t, p + i) : TM_NO_RANK;
         if (rk[i] != TM_NO_RANK) h[len++] = (uint64_t)rk[i] << 32 | i;
     }
     for (size_t k = len / 4 + 1; k-- > 0;)

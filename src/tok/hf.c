@@ -497,30 +497,31 @@ static int parse_vocab_bytelevel(tokmark_tokenizer *t, json_t *vocab, const int1
     t->mask = slots - 1;
     t->tok_off = (uint32_t *)calloc(max_id + 1, sizeof *t->tok_off);
     t->tok_len = (uint32_t *)calloc(max_id + 1, sizeof *t->tok_len);
-    t->blob = (uint8_t *)malloc(total + 1);
+    if (total > UINT32_MAX - TM_TOK_ID_BYTES * nv - 1) return TOKMARK_ERR_FORMAT; /* blob offsets are 32-bit */
+    t->blob = (uint8_t *)malloc(total + TM_TOK_ID_BYTES * nv + 1); /* each token: its id, its bytes */
     if (t->slots == NULL || t->tok_off == NULL || t->tok_len == NULL || t->blob == NULL) return TOKMARK_ERR_NOMEM;
-    if (total > UINT32_MAX) return TOKMARK_ERR_FORMAT;
     size_t used = 0;
     json_object_foreach(vocab, key, v) {
         uint32_t id = (uint32_t)json_integer_value(v);
         size_t kl = strlen(key);
         if (kl == 0) continue;
         if (t->tok_len[id] != 0) return TOKMARK_ERR_FORMAT; /* two tokens with one id */
-        uint8_t *dst = t->blob + used;
+        uint32_t doff = tm_tok_blob_put(t->blob, &used, id);
+        uint8_t *dst = t->blob + doff;
         long bl = unmap(cp_to_byte, (const uint8_t *)key, kl, dst);
         int mappable = bl > 0;
         if (!mappable) { /* outside the alphabet: decodes to its own UTF-8, never produced by BPE */
             memcpy(dst, key, kl);
             bl = (long)kl;
         }
-        t->tok_off[id] = (uint32_t)used;
+        t->tok_off[id] = doff;
         t->tok_len[id] = (uint32_t)bl;
         used += (size_t)bl;
         if (!mappable) continue;
         uint64_t hh = tm_tok_hash(dst, (size_t)bl);
         uint64_t k = hh & t->mask;
         while (t->slots[k] != 0) k = (k + 1) & t->mask; /* keys are distinct strings, so distinct bytes */
-        t->slots[k] = tm_tok_slot(hh, (size_t)bl, (uint32_t)id);
+        t->slots[k] = tm_tok_slot(hh, (size_t)bl, doff);
     }
     t->n_ranks = (uint32_t)max_id + 1;
     for (int b = 0; b < 256; b++) {
@@ -540,7 +541,7 @@ static int vocab_table(tokmark_tokenizer *tt, size_t nv, size_t max_id, size_t t
     tt->mask = slots - 1;
     tt->tok_off = (uint32_t *)calloc(max_id + 1, sizeof *tt->tok_off);
     tt->tok_len = (uint32_t *)calloc(max_id + 1, sizeof *tt->tok_len);
-    tt->blob = (uint8_t *)malloc(total + 1);
+    tt->blob = (uint8_t *)malloc(total + TM_TOK_ID_BYTES * nv + 1); /* each token: its id, its bytes */
     if (tt->slots == NULL || tt->tok_off == NULL || tt->tok_len == NULL || tt->blob == NULL) return TOKMARK_ERR_NOMEM;
     return TOKMARK_OK;
 }
@@ -574,13 +575,14 @@ static int parse_vocab_sp(tokmark_tokenizer *t, tm_hf *h, json_t *model, json_t 
         size_t kl = strlen(key);
         if (kl == 0) continue;
         if (h->raw.tok_len[id] != 0) return TOKMARK_ERR_FORMAT; /* two tokens with one id */
-        memcpy(h->raw.blob + used, key, kl);
-        h->raw.tok_off[id] = (uint32_t)used;
+        uint32_t roff = tm_tok_blob_put(h->raw.blob, &used, id);
+        memcpy(h->raw.blob + roff, key, kl);
+        h->raw.tok_off[id] = roff;
         h->raw.tok_len[id] = (uint32_t)kl;
-        uint64_t hh = tm_tok_hash(h->raw.blob + used, kl);
+        uint64_t hh = tm_tok_hash(h->raw.blob + roff, kl);
         uint64_t k = hh & h->raw.mask;
         while (h->raw.slots[k] != 0) k = (k + 1) & h->raw.mask;
-        h->raw.slots[k] = tm_tok_slot(hh, kl, (uint32_t)id);
+        h->raw.slots[k] = tm_tok_slot(hh, kl, roff);
         used += kl;
         /* <0xNN>: model byte fallback (exactly "<0x%02X>") and decoder ByteFallback (any hex case) */
         int hi = kl == 6 ? hexdig(key[3]) : -1, lo = kl == 6 ? hexdig(key[4]) : -1;

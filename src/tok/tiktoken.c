@@ -144,6 +144,7 @@ void tokmark_tokenizer_free(tokmark_tokenizer *t) {
     free(t->tok_off);
     free(t->tok_len);
     free(t->slots);
+    free(t->pair_rank);
     pcre2_code_free(t->re);
     tm_hf_free(t->hf);
     free(t);
@@ -170,7 +171,9 @@ static int parse_ranks(tokmark_tokenizer *t, const uint8_t *data, size_t len, si
     t->mask = slots - 1;
     t->tok_off = (uint32_t *)calloc((size_t)rank_limit, sizeof *t->tok_off);
     t->tok_len = (uint32_t *)calloc((size_t)rank_limit, sizeof *t->tok_len);
-    t->blob = (uint8_t *)malloc(len + 1); /* decoded tokens are shorter than their lines */
+    if (len > UINT32_MAX - TM_TOK_ID_BYTES * lines - 1) return TOKMARK_ERR_FORMAT; /* blob offsets are 32-bit */
+    /* decoded tokens are shorter than their lines; each also has its id before it */
+    t->blob = (uint8_t *)malloc(len + TM_TOK_ID_BYTES * lines + 1);
     if (t->slots == NULL || t->tok_off == NULL || t->tok_len == NULL || t->blob == NULL) return TOKMARK_ERR_NOMEM;
     size_t used = 0, lineno = 0;
     uint32_t max_rank = 0;
@@ -193,23 +196,25 @@ static int parse_ranks(tokmark_tokenizer *t, const uint8_t *data, size_t len, si
             rank = rank * 10 + (uint64_t)(*r - '0');
             if (rank >= rank_limit) goto bad;
         }
-        long dl = b64_decode(data + ls, tl, t->blob + used);
-        if (dl <= 0 || (unsigned long)dl > TM_MAX_TOKEN_BYTES) goto bad;
         if (t->tok_len[rank] != 0) goto bad; /* duplicate rank */
-        const uint8_t *tok = t->blob + used;
+        size_t at = used; /* rank < rank_limit < 2^32 */
+        uint32_t toff = tm_tok_blob_put(t->blob, &at, (uint32_t)rank);
+        long dl = b64_decode(data + ls, tl, t->blob + toff);
+        if (dl <= 0 || (unsigned long)dl > TM_MAX_TOKEN_BYTES) goto bad;
+        const uint8_t *tok = t->blob + toff;
         uint64_t h = tm_tok_hash(tok, (size_t)dl);
         uint64_t k = h & t->mask;
         for (;; k = (k + 1) & t->mask) {
             uint64_t s = t->slots[k];
             if (s == 0) break;
-            uint32_t o = (uint32_t)s - 1;
+            uint32_t o = tm_tok_blob_id(t->blob, (uint32_t)s);
             if (t->tok_len[o] == (uint32_t)dl && memcmp(t->blob + t->tok_off[o], tok, (size_t)dl) == 0)
                 goto bad; /* duplicate token */
         }
-        t->slots[k] = tm_tok_slot(h, (size_t)dl, (uint32_t)rank); /* rank < rank_limit < 2^32 */
-        t->tok_off[rank] = (uint32_t)used;
+        t->slots[k] = tm_tok_slot(h, (size_t)dl, toff);
+        t->tok_off[rank] = toff;
         t->tok_len[rank] = (uint32_t)dl;
-        used += (size_t)dl;
+        used = at + (size_t)dl;
         if (rank > max_rank) max_rank = (uint32_t)rank;
         continue;
     bad:
@@ -217,6 +222,16 @@ static int parse_ranks(tokmark_tokenizer *t, const uint8_t *data, size_t len, si
         return TOKMARK_ERR_FORMAT;
     }
     t->n_ranks = max_rank + 1;
+    /* BPE looks up every adjacent byte pair of a piece first: one load from a
+     * 256 KiB table instead of a hash probe and the blob */
+    t->pair_rank = (uint32_t *)malloc(65536 * sizeof *t->pair_rank);
+    if (t->pair_rank == NULL) return TOKMARK_ERR_NOMEM;
+    memset(t->pair_rank, 0xFF, 65536 * sizeof *t->pair_rank); /* TM_NO_RANK */
+    for (uint32_t r = 0; r < t->n_ranks; r++)
+        if (t->tok_len[r] == 2) {
+            const uint8_t *q = t->blob + t->tok_off[r];
+            t->pair_rank[q[0] | (uint32_t)q[1] << 8] = r; /* tokens are distinct: one rank per pair */
+        }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
         t->byte_rank[b] = tm_tok_rank(t, &c, 1);
@@ -464,19 +479,29 @@ static size_t utf8_replace(const uint8_t *s, size_t n, uint8_t *out) {
 /* Encoders                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* A small direct-mapped cache of short pieces and their tokens, per encoder:
- * words recur, and a hit costs one access to a table that stays in cache
- * instead of the rank-table lookups (several cache misses) and BPE.  It
- * only remembers what encoding computed, so the output is unchanged. */
-#define TM_PCACHE_SIZE 8192u
+/* A cache of short pieces and their tokens, per encoder: words recur, and a
+ * hit costs one access to a table that mostly stays in cache instead of the
+ * rank-table lookups (several cache misses) and BPE.  It is 2-way set
+ * associative: a set is one 64-byte cache line of two entries, the most
+ * recently filled or hit one first, so that two frequent pieces that map to
+ * one set do not keep evicting each other.  It only remembers what encoding
+ * computed, so the output is unchanged.  32768 sets (2 MiB, touched lazily)
+ * keep about 97% of the pieces of English text in the cache. */
+#ifndef TM_PCACHE_SETS
+#define TM_PCACHE_SETS 32768u
+#endif
 #define TM_PCACHE_LEN 16u
 #define TM_PCACHE_IDS 3u
+_Static_assert(TM_PCACHE_IDS == 3, "encode_ordinary copies up to 3 ids of an entry unrolled");
 typedef struct tm_pcache_entry {
     uint64_t a, b; /* the piece's bytes as two words (tm_pcache_key) */
     int32_t ids[TM_PCACHE_IDS];
     uint8_t len;   /* 0: empty */
     uint8_t nids;
 } tm_pcache_entry;
+typedef struct tm_pcache_set {
+    _Alignas(64) tm_pcache_entry w[2]; /* w[0]: the most recent */
+} tm_pcache_set;
 
 static inline uint64_t tm_load_le(const uint8_t *p, size_t n) {
     uint64_t v = 0;
@@ -493,17 +518,17 @@ static inline void tm_pcache_key(const uint8_t *p, size_t n, uint64_t *a, uint64
     } else if (n >= 4) {
         *a = tm_load_le(p, 4) | tm_load_le(p + n - 4, 4) << 32;
         *b = 0;
-    } else {
-        uint64_t v = 0;
-        for (size_t k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
-        *a = v;
+    } else { /* 1..3 bytes: p[0], p[n/2], p[n-1] are all of them */
+        *a = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
         *b = 0;
     }
 }
 
 struct tokmark_tokenizer_encoder {
     const tokmark_tokenizer *t;
-    tm_pcache_entry *pcache; /* tiktoken encodings only */
+    tm_pcache_set *pcache; /* tiktoken encodings only; TM_PCACHE_SETS sets */
+    void *pcache_mem;      /* its allocation (pcache is aligned to 64 bytes in it) */
+    int pcache_want;       /* make pcache when first needed */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
@@ -521,7 +546,7 @@ void tokmark_tokenizer_encoder_free(tokmark_tokenizer_encoder *e) {
     tm_bpe_scratch_free(&e->bpe);
     tm_hf_scratch_free(&e->hf);
     free(e->fix);
-    free(e->pcache);
+    free(e->pcache_mem);
     free(e);
 }
 
@@ -531,10 +556,7 @@ int tokmark_tokenizer_encoder_create(tokmark_tokenizer_encoder **out, const tokm
     tokmark_tokenizer_encoder *e = (tokmark_tokenizer_encoder *)calloc(1, sizeof *e);
     if (e == NULL) return TOKMARK_ERR_NOMEM;
     e->t = t;
-    if (t->hf == NULL) {
-        e->pcache = (tm_pcache_entry *)calloc(TM_PCACHE_SIZE, sizeof *e->pcache);
-        if (e->pcache == NULL) goto nomem;
-    }
+    e->pcache_want = t->hf == NULL; /* the cache itself is made on first use */
     e->md = pcre2_match_data_create(1, NULL);
     e->mc = pcre2_match_context_create(NULL);
     if (e->md == NULL || e->mc == NULL) goto nomem;
@@ -574,43 +596,99 @@ static int next_piece(tokmark_tokenizer_encoder *e, int split, const uint8_t *s,
     return TOKMARK_OK;
 }
 
-/* Split s[start..end) with the pattern and encode every piece. */
+/* Split s[start..end) with the pattern and encode every piece.  Pieces are
+ * split TM_BATCH at a time and their cache sets prefetched before any of
+ * them is encoded: a random set of a table larger than L1 costs a cache
+ * miss, and this way the misses of a batch overlap. */
+#ifndef TM_BATCH
+#define TM_BATCH 16
+#endif
 static int encode_ordinary(tokmark_tokenizer_encoder *e, const uint8_t *s, size_t start, size_t end,
                            tm_tok_out *o) {
     const tokmark_tokenizer *t = e->t;
+    if (e->pcache == NULL && e->pcache_want) {
+        e->pcache_want = 0;
+        /* calloc: a large block comes zeroed from mmap, its pages touched only
+         * when used.  Without memory, encode without the cache. */
+        e->pcache_mem = calloc(TM_PCACHE_SETS + 1, sizeof *e->pcache);
+        if (e->pcache_mem != NULL)
+            e->pcache = (tm_pcache_set *)(void *)(((uintptr_t)e->pcache_mem + 63) & ~(uintptr_t)63);
+    }
+    size_t ends[TM_BATCH];
+    uint64_t ka[TM_BATCH], kb[TM_BATCH];
+    tm_pcache_set *sets[TM_BATCH];
     size_t off = start;
     while (off < end) {
-        size_t pe;
-        int rc = next_piece(e, t->split, s, end, off, &pe);
-        if (rc != TOKMARK_OK) return rc;
-        size_t plen = pe - off;
-        tm_pcache_entry *ce = NULL;
-        uint64_t ka = 0, kb = 0;
-        if (e->pcache != NULL && plen <= TM_PCACHE_LEN) {
-            tm_pcache_key(s + off, plen, &ka, &kb);
-            uint64_t h = (ka * 0x9E3779B97F4A7C15ull) ^ ((kb + plen) * 0xC2B2AE3D27D4EB4Full);
-            ce = &e->pcache[(h >> 40) & (TM_PCACHE_SIZE - 1)];
-            if (ce->len == plen && ce->a == ka && ce->b == kb) {
-                for (uint32_t k = 0; k < ce->nids; k++) tm_tok_emit(o, (uint32_t)ce->ids[k]);
-                off = pe;
-                continue;
+        size_t k = 0;
+        int err = TOKMARK_OK; /* returned once the pieces before it are encoded */
+        if (t->split == TM_SPLIT_CL100K) {
+            k = tm_scan_cl100k_batch(s, end, off, ends, TM_BATCH);
+            if (k == 0) return TOKMARK_ERR_UNSUPPORTED;
+        } else
+            for (size_t a = off; k < TM_BATCH && a < end; a = ends[k++]) {
+                err = next_piece(e, t->split, s, end, a, &ends[k]);
+                if (err != TOKMARK_OK) break;
             }
+        if (e->pcache != NULL)
+            for (size_t i = 0, a = off; i < k; a = ends[i++]) {
+                size_t plen = ends[i] - a;
+                sets[i] = NULL;
+                if (plen <= TM_PCACHE_LEN) {
+                    tm_pcache_key(s + a, plen, &ka[i], &kb[i]);
+                    uint64_t h = (ka[i] * 0x9E3779B97F4A7C15ull) ^ ((kb[i] + plen) * 0xC2B2AE3D27D4EB4Full);
+                    sets[i] = &e->pcache[(h >> 40) & (TM_PCACHE_SETS - 1)];
+                    __builtin_prefetch(sets[i]);
+                }
+            }
+        else
+            for (size_t i = 0; i < k; i++) sets[i] = NULL;
+        for (size_t i = 0; i < k; i++) {
+            size_t pe = ends[i], plen = pe - off;
+            tm_pcache_set *cs = sets[i];
+            if (cs != NULL) {
+                const tm_pcache_entry *ce = NULL;
+                if (cs->w[0].len == plen && cs->w[0].a == ka[i] && cs->w[0].b == kb[i]) ce = &cs->w[0];
+                else if (cs->w[1].len == plen && cs->w[1].a == ka[i] && cs->w[1].b == kb[i]) {
+                    tm_pcache_entry x = cs->w[1]; /* move to the front */
+                    cs->w[1] = cs->w[0];
+                    cs->w[0] = x;
+                    ce = &cs->w[0];
+                }
+                if (ce != NULL) {
+                    size_t nn = ce->nids; /* 1..TM_PCACHE_IDS */
+                    if (o->n + nn <= o->cap) {
+                        int32_t *d = o->ids + o->n;
+                        d[0] = ce->ids[0];
+                        if (nn > 1) {
+                            d[1] = ce->ids[1];
+                            if (nn > 2) d[2] = ce->ids[2];
+                        }
+                        o->n += nn;
+                    } else
+                        for (size_t j = 0; j < nn; j++) tm_tok_emit(o, (uint32_t)ce->ids[j]);
+                    off = pe;
+                    continue;
+                }
+            }
+            size_t n0 = o->n;
+            uint32_t r = tm_tok_rank(t, s + off, plen);
+            if (r != TM_NO_RANK) tm_tok_emit(o, r);
+            else {
+                int brc = tm_bpe_encode(t, s + off, plen, &e->bpe, o);
+                if (brc != TOKMARK_OK) return brc;
+            }
+            if (cs != NULL && o->n - n0 <= TM_PCACHE_IDS && o->n <= o->cap) { /* the ids were written: remember */
+                cs->w[1] = cs->w[0];
+                tm_pcache_entry *ce = &cs->w[0];
+                ce->len = (uint8_t)plen;
+                ce->nids = (uint8_t)(o->n - n0);
+                ce->a = ka[i];
+                ce->b = kb[i];
+                memcpy(ce->ids, o->ids + n0, (o->n - n0) * sizeof *ce->ids);
+            }
+            off = pe;
         }
-        size_t n0 = o->n;
-        uint32_t r = tm_tok_rank(t, s + off, plen);
-        if (r != TM_NO_RANK) tm_tok_emit(o, r);
-        else {
-            int brc = tm_bpe_encode(t, s + off, plen, &e->bpe, o);
-            if (brc != TOKMARK_OK) return brc;
-        }
-        if (ce != NULL && o->n - n0 <= TM_PCACHE_IDS && o->n <= o->cap) { /* the ids were written: remember */
-            ce->len = (uint8_t)plen;
-            ce->nids = (uint8_t)(o->n - n0);
-            ce->a = ka;
-            ce->b = kb;
-            memcpy(ce->ids, o->ids + n0, (o->n - n0) * sizeof *ce->ids);
-        }
-        off = pe;
+        if (err != TOKMARK_OK) return err;
     }
     return TOKMARK_OK;
 }
@@ -698,6 +776,7 @@ int tokmark_tokenizer_encode(const tokmark_tokenizer *t, const char *text, size_
     tokmark_tokenizer_encoder *e = NULL;
     int rc = tokmark_tokenizer_encoder_create(&e, t);
     if (rc != TOKMARK_OK) return rc;
+    if (len < 65536) e->pcache_want = 0; /* a short text once: the piece cache would cost more than it saves */
     rc = tokmark_tokenizer_encoder_encode(e, text, len, ids, cap, n_out, flags);
     tokmark_tokenizer_encoder_free(e);
     return rc;

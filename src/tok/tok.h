@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -42,14 +43,17 @@ typedef struct tm_hf tm_hf; /* a Hugging Face tokenizer.json (hf.c) */
 struct tokmark_tokenizer {
     const tm_tok_spec *spec;   /* NULL for a tokenizer.json */
     tm_hf *hf;                 /* non-NULL for a tokenizer.json (SPEC.md §9.8) */
-    uint8_t *blob;             /* every token's bytes, concatenated */
+    uint8_t *blob;             /* every token's bytes, concatenated; those in the index
+                                * (slots) preceded by their id (tm_tok_blob_put) */
     uint32_t *tok_off;         /* by rank: offset into blob */
     uint32_t *tok_len;         /* by rank: length; 0 = no token of that rank */
     uint32_t n_ranks;          /* largest rank + 1 */
     uint32_t n_vocab;          /* largest id (rank or special) + 1 */
-    uint64_t *slots;           /* hash map bytes -> rank: (hash>>32)<<32 | (rank+1); 0 empty */
+    uint64_t *slots;           /* hash map bytes -> rank (tm_tok_slot); 0 empty */
     uint64_t mask;             /* number of slots - 1 */
     uint32_t byte_rank[256];   /* rank of each single byte */
+    uint32_t *pair_rank;       /* tiktoken: rank of each 2-byte string (p[0] | p[1] << 8), or
+                                * TM_NO_RANK; NULL for a tokenizer.json */
     pcre2_code *re;
     int jit;                   /* 1 when the pattern is JIT-compiled */
     int split;                 /* TM_SPLIT_*: what cuts text into pieces */
@@ -75,14 +79,36 @@ static inline uint64_t tm_tok_hash(const uint8_t *p, size_t n) {
     return h;
 }
 
-/* The rank of bytes p[0..n), or TM_NO_RANK. */
-/* A slot of the token index: the top 24 bits of the hash, the token's length
- * (255 for 255 and more) and id + 1, so that a probe rejects a token of
- * another length without touching tok_len or the blob. */
-static inline uint64_t tm_tok_slot(uint64_t h, size_t n, uint32_t id) {
-    return (h >> 40) << 40 | (uint64_t)(n < 255 ? n : 255) << 32 | ((uint64_t)id + 1);
+/* The token index: an open-addressing table (linear probing) of 64-bit
+ * slots, 0 empty, each the top 24 bits of the token's hash, its length (255
+ * for 255 and more) and the offset in blob of its bytes, which are preceded
+ * by its id (4 bytes, native order; tm_tok_blob_put).  So a probe rejects a
+ * token of another length or hash without leaving the slot, and a hit reads
+ * the id and the bytes that verify it from one place in the blob (one cache
+ * line, most often) instead of tok_off[] and then the blob.  The offset is at
+ * least 4, so a slot is never 0. */
+#define TM_TOK_ID_BYTES 4u
+static inline uint64_t tm_tok_slot(uint64_t h, size_t n, uint32_t off) {
+    return (h >> 40) << 40 | (uint64_t)(n < 255 ? n : 255) << 32 | off;
 }
 
+/* Store the id of a token at blob[*used..+4) before its bytes, which go to
+ * the offset returned (the caller writes them there and adds their length to
+ * *used). */
+static inline uint32_t tm_tok_blob_put(uint8_t *blob, size_t *used, uint32_t id) {
+    memcpy(blob + *used, &id, sizeof id);
+    *used += TM_TOK_ID_BYTES;
+    return (uint32_t)*used;
+}
+
+/* The id stored before the bytes at blob offset off. */
+static inline uint32_t tm_tok_blob_id(const uint8_t *blob, uint32_t off) {
+    uint32_t id;
+    memcpy(&id, blob + off - TM_TOK_ID_BYTES, sizeof id);
+    return id;
+}
+
+/* The rank of bytes p[0..n), or TM_NO_RANK. */
 static inline uint32_t tm_tok_rank(const tokmark_tokenizer *t, const uint8_t *p, size_t n) {
     uint64_t h = tm_tok_hash(p, n);
     uint64_t tag = (h >> 40) << 8 | (n < 255 ? n : 255);
@@ -90,9 +116,10 @@ static inline uint32_t tm_tok_rank(const tokmark_tokenizer *t, const uint8_t *p,
         uint64_t s = t->slots[i];
         if (s == 0) return TM_NO_RANK;
         if ((s >> 32) == tag) {
-            uint32_t r = (uint32_t)s - 1;
+            uint32_t off = (uint32_t)s;
+            const uint8_t *q = t->blob + off;
+            uint32_t r = tm_tok_blob_id(t->blob, off);
             if (n < 255 || t->tok_len[r] == n) {
-                const uint8_t *q = t->blob + t->tok_off[r];
                 size_t k = 0;
                 while (k < n && q[k] == p[k]) k++;
                 if (k == n) return r;
@@ -175,6 +202,9 @@ enum { TM_SPLIT_PCRE2 = 0, TM_SPLIT_CL100K = 1, TM_SPLIT_O200K = 2 };
  * well-formed UTF-8 s[0..end) that ends on a character boundary: exactly
  * where PCRE2's P100 match from off ends (scan_cl100k.c). */
 size_t tm_scan_cl100k(const uint8_t *s, size_t end, size_t off);
+/* The ends of the next pieces from off < end, at most max of them, in
+ * ends[]; returns how many (0 only where tm_scan_cl100k would fail). */
+size_t tm_scan_cl100k_batch(const uint8_t *s, size_t end, size_t off, size_t *ends, size_t max);
 /* The same for o200k_base (P200; scan_o200k.c). */
 size_t tm_scan_o200k(const uint8_t *s, size_t end, size_t off);
 /* Internal (tests, benchmarks): cut well-formed UTF-8 s[0..len) into pieces
