@@ -490,27 +490,11 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
         tm_store_ctr_block(d->scratch + 16 * i, d->nonce[i], gv ? t : t >> 2);
     }
     tm_aes_ecb(&K->val, d->scratch, d->scratch, m);
-    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace != NULL && !d->logging) {
-        /* KGW with a trace (windowed scans): the same totals, and each
-         * document-new tuple's bit into the trace */
-        for (size_t i = 0; i < m; i++) {
-            uint32_t t = (uint32_t)d->kcand[i];
-            uint64_t green = tm_load32le(d->scratch + 16 * i + 4 * (t & 3)) < pp->gamma_threshold;
-            uint64_t fd = d->kflags[i] & 1, fc = (d->kflags[i] >> 1) & 1;
-            K->doc.scored += fd;
-            K->doc.count += fd & green;
-            K->corpus.scored += fc;
-            K->corpus.count += fc & green;
-            uint64_t pos = d->doc_pos + d->kpos[i];
-            if (fd && pos < K->trace_cap) {
-                K->trace[pos].value = (double)green;
-                K->trace[pos].scored = 1;
-            }
-        }
-        return;
-    }
-    if (pp->scheme == TOKMARK_SCHEME_KGW && K->trace == NULL && !d->logging) {
-        /* the common case, without a per-tuple switch */
+    size_t stride = 1 + G->nkeys;
+    if (pp->scheme == TOKMARK_SCHEME_KGW) {
+        /* KGW without a per-tuple switch: the totals, each document-new
+         * tuple's bit into the trace (windowed scans), and payloads into the
+         * log (recording, deferring) */
         uint64_t dn = 0, dg = 0, cn = 0, cg = 0;
         for (size_t i = 0; i < m; i++) {
             uint32_t t = (uint32_t)d->kcand[i];
@@ -520,6 +504,14 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
             dg += fd & green;
             cn += fc;
             cg += fc & green;
+            if (K->trace != NULL) {
+                uint64_t pos = d->doc_pos + d->kpos[i];
+                if (fd && pos < K->trace_cap) {
+                    K->trace[pos].value = (double)green;
+                    K->trace[pos].scored = 1;
+                }
+            }
+            if (d->logging && d->kent[i] != UINT64_MAX) G->log[d->kent[i] * stride + 1 + K->gk] = TM_SCORED_BIT | green;
         }
         K->doc.scored += dn;
         K->doc.count += dg;
@@ -527,7 +519,6 @@ static void score_values(tokmark_detector *d, tm_group *G, tm_key *K, size_t m) 
         K->corpus.count += cg;
         return;
     }
-    size_t stride = 1 + G->nkeys;
     for (size_t i = 0; i < m; i++) {
         uint64_t pl = tuple_payload(pp, d->scratch + 16 * i, (uint32_t)d->kcand[i]);
         if (d->kflags[i] & 1) {
@@ -574,27 +565,32 @@ static void score_tuples(tokmark_detector *d, tm_group *G, size_t n) {
     }
 }
 
+/* Double a group's log (and its occurrence counts); -1 marks the log
+ * incomplete. */
+static int log_grow(tokmark_detector *d, tm_group *G) {
+    size_t stride = 1 + G->nkeys;
+    size_t cap = G->log_cap ? G->log_cap * 2 : 1024;
+    uint64_t *l = realloc(G->log, cap * stride * sizeof *l);
+    if (l != NULL) G->log = l;
+    uint32_t *o = l != NULL && d->defer ? realloc(G->occ, cap * sizeof *o) : NULL;
+    if (o != NULL) G->occ = o;
+    if (l == NULL || (d->defer && o == NULL)) {
+        d->log_failed = 1;
+        return -1;
+    }
+    G->log_cap = cap;
+    return 0;
+}
+
 /* Append a corpus log entry for fingerprint f (payloads 0 = not scored);
  * UINT64_MAX when the log cannot grow (it is then marked incomplete). */
-static uint64_t log_append(tokmark_detector *d, tm_group *G, uint64_t f) {
+static inline uint64_t log_append(tokmark_detector *d, tm_group *G, uint64_t f) {
     size_t stride = 1 + G->nkeys;
-    if (d->log_failed) return UINT64_MAX;
-    if (G->log_len == G->log_cap) {
-        size_t cap = G->log_cap ? G->log_cap * 2 : 1024;
-        uint64_t *l = realloc(G->log, cap * stride * sizeof *l);
-        if (l != NULL) G->log = l;
-        uint32_t *o = l != NULL && d->defer ? realloc(G->occ, cap * sizeof *o) : NULL;
-        if (o != NULL) G->occ = o;
-        if (l == NULL || (d->defer && o == NULL)) {
-            d->log_failed = 1;
-            return UINT64_MAX;
-        }
-        G->log_cap = cap;
-    }
+    if (d->log_failed || (G->log_len == G->log_cap && log_grow(d, G) != 0)) return UINT64_MAX;
     if (d->defer) G->occ[G->log_len] = 1;
     uint64_t *e = G->log + G->log_len * stride;
     e[0] = f;
-    memset(e + 1, 0, G->nkeys * sizeof *e);
+    for (size_t k = 1; k < stride; k++) e[k] = 0;
     return G->log_len++;
 }
 

@@ -206,6 +206,8 @@ struct scan_state {
     FILE *out;
     FILE *err;             /* messages on bad input (stderr; a batch's buffer in a worker) */
     int pdetect;           /* workers detect; the main thread absorbs (SPEC §7.6) */
+    int reserved;          /* the corpus sets were sized for the input (scan_reserve) */
+    uint64_t res_bytes, res_distinct; /* scan_reserve's first point */
     /* threads */
     scan_batch *batches;
     size_t nbatches;
@@ -806,6 +808,11 @@ static int scan_drain_batch(scan_state *s, scan_batch *b) {
 /* ------------------------------------------------------------------------ */
 
 #define SCAN_BATCH_BYTES ((size_t)1 << 20)
+/* batches that workers also detect hold their tuples until the main thread
+ * absorbs them, in as many batches as are in flight: smaller ones */
+#ifndef SCAN_PBATCH_BYTES
+#define SCAN_PBATCH_BYTES ((size_t)256 << 10)
+#endif
 #define SCAN_BATCH_UNITS 4096
 
 static int scan_batch_add(scan_batch *b, const tmi_unit *u, const tmi_error *e) {
@@ -832,7 +839,7 @@ static int scan_batch_add(scan_batch *b, const tmi_unit *u, const tmi_error *e) 
         it->source = "";
     } else {
         if (b->len + u->len > b->cap) {
-            size_t c = b->cap ? b->cap : SCAN_BATCH_BYTES * 2;
+            size_t c = b->cap ? b->cap : 2 * u->len + 4096;
             while (c < b->len + u->len) c *= 2;
             char *d = realloc(b->data, c);
             if (d == NULL) return -1;
@@ -855,9 +862,9 @@ static int scan_batch_add(scan_batch *b, const tmi_unit *u, const tmi_error *e) 
 }
 
 /* Fill b from the reader; returns 1 when input remains, 0 at the end, -1 out of memory. */
-static int scan_fill(tmi_reader *r, scan_batch *b) {
+static int scan_fill(tmi_reader *r, scan_batch *b, size_t bytes) {
     b->len = b->nitems = 0;
-    while (b->len < SCAN_BATCH_BYTES && b->nitems < SCAN_BATCH_UNITS) {
+    while (b->len < bytes && b->nitems < SCAN_BATCH_UNITS) {
         tmi_unit u;
         tmi_error e;
         int rc = tmi_reader_next(r, &u, &e);
@@ -1421,6 +1428,45 @@ static int scan_setup(scan_state *s, scan_cfg *cfg) {
     return 0;
 }
 
+/* Size the corpus sets once for the whole input, SCAN_RESERVE_AT bytes into
+ * it, instead of letting them double as they fill (each doubling rehashes,
+ * and on a virtual machine every first-touched page is costly).  Distinct
+ * tuples grow sublinearly with the text (as vocabulary does, Heaps' law
+ * d = a·n^β): β is measured between half-way and SCAN_RESERVE_AT and the
+ * count extrapolated to the input's size, so that repetitive text does not
+ * get the many-times oversized table a fixed tokens-per-byte guess would
+ * give (and whose every page would be touched).  An estimate that falls
+ * short costs one doubling; a failure only means the sets grow as usual. */
+#define SCAN_RESERVE_AT ((uint64_t)4 << 20)
+static uint64_t scan_distinct(const scan_state *s) {
+    uint64_t distinct = 0;
+    for (size_t k = 0; k < tokmark_keyring_size(s->ring); k++) {
+        tokmark_result cr;
+        tokmark_detector_corpus(s->det, k, &cr);
+        if (cr.scored + cr.dropped > distinct) distinct = cr.scored + cr.dropped;
+    }
+    return distinct;
+}
+
+static void scan_reserve(scan_state *s, tmi_reader *r) {
+    uint64_t total = tmi_reader_bytes_total(r);
+    if (s->reserved || s->det == NULL || total <= SCAN_RESERVE_AT) return;
+    if (s->res_bytes == 0) { /* the first point, half-way */
+        if (s->tot.bytes < SCAN_RESERVE_AT / 2) return;
+        s->res_bytes = s->tot.bytes;
+        s->res_distinct = scan_distinct(s);
+        return;
+    }
+    if (s->tot.bytes < SCAN_RESERVE_AT || s->tot.bytes >= total) return;
+    s->reserved = 1;
+    uint64_t d = scan_distinct(s);
+    if (d == 0 || s->res_distinct == 0 || d <= s->res_distinct) return;
+    double beta = log((double)d / (double)s->res_distinct) / log((double)s->tot.bytes / (double)s->res_bytes);
+    beta = beta < 0.5 ? 0.5 : beta > 1.0 ? 1.0 : beta;
+    double est = (double)d * pow((double)total / (double)s->tot.bytes, beta);
+    (void)!tokmark_detector_reserve(s->det, (uint64_t)est);
+}
+
 /* Read, tokenize and score every input (SPEC §12.1).  Returns 0 or
  * SCAN_EXIT_INTERNAL (message printed). */
 static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs) {
@@ -1431,11 +1477,6 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
         cli_error("out of memory");
         return SCAN_EXIT_INTERNAL;
     }
-    /* size the corpus sets for the input up front (about one token per 4
-     * bytes of text) rather than doubling them as they fill; a failure only
-     * means they will grow as usual */
-    if (s->det != NULL && tmi_reader_bytes_total(r) > 0)
-        (void)!tokmark_detector_reserve(s->det, tmi_reader_bytes_total(r) / 4);
     double t0 = scan_now(), last = 0;
     if (cfg->jobs <= 1) {
         scan_batch b;
@@ -1446,10 +1487,11 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
             rc = SCAN_EXIT_INTERNAL;
         int more = 1;
         while (rc == 0 && more && !s->stop) {
-            more = scan_fill(r, &b);
+            more = scan_fill(r, &b, SCAN_BATCH_BYTES);
             if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
             scan_work_batch(s, &w, &b);
             if (scan_detect_batch(s, &b) != 0) rc = SCAN_EXIT_INTERNAL;
+            scan_reserve(s, r);
             scan_progress(s, r, t0, &last, 0);
         }
         tmi_parser_free(w.parser);
@@ -1480,7 +1522,7 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
         while (rc == 0 && !s->stop && (more || tail < head)) {
             if (more && head - tail < s->nbatches) {
                 scan_batch *b = &s->batches[head % s->nbatches];
-                more = scan_fill(r, b);
+                more = scan_fill(r, b, s->pdetect ? SCAN_PBATCH_BYTES : SCAN_BATCH_BYTES);
                 if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
                 pthread_mutex_lock(&s->mu);
                 b->state = 1;
@@ -1496,6 +1538,7 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
             if ((s->pdetect ? scan_drain_batch(s, b) : scan_detect_batch(s, b)) != 0) rc = SCAN_EXIT_INTERNAL;
             b->state = 0;
             tail++;
+            scan_reserve(s, r);
             scan_progress(s, r, t0, &last, 0);
         }
         pthread_mutex_lock(&s->mu);
@@ -1646,7 +1689,7 @@ static int cmd_filter(int argc, char **argv) {
     uint64_t records = 0, skipped = 0;
     int more = 1;
     while (rc == 0 && more) {
-        more = scan_fill(r, &b);
+        more = scan_fill(r, &b, SCAN_BATCH_BYTES);
         if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
         scan_work_batch(&s, &w, &b);
         if (b.failed) { rc = SCAN_EXIT_INTERNAL; break; }
