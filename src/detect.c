@@ -1097,7 +1097,7 @@ int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src) {
         size_t stride = 1 + G->nkeys;
         for (size_t e = 0; e < S->log_len; e++) {
             const uint64_t *q = S->log + e * stride;
-            if (e + 8 < S->log_len) set_prefetch(&G->corpus, S->log[(e + 8) * stride]);
+            if (e + TM_PREFETCH < S->log_len) set_prefetch(&G->corpus, S->log[(e + TM_PREFETCH) * stride]);
             uint64_t occ = S->occ[e];
             /* the first occurrence decides, as in one detector: a tuple
              * inserted, held or dropped then is a duplicate, a duplicate or
