@@ -143,6 +143,7 @@ typedef struct scan_batch {
     size_t nseg, seg_cap;
     int failed;            /* out of memory in the worker */
     int state;             /* 0 free, 1 queued, 2 working, 3 done */
+    uint64_t seq;          /* its place in the input (batches are written in this order) */
     /* detection in the worker (scan_state.pdetect): a deferring detector
      * (SPEC §7.6) whose tuples the main thread absorbs in input order, and
      * what the batch wrote and counted */
@@ -442,8 +443,9 @@ static void *scan_thread(void *arg) {
     for (;;) {
         scan_batch *b = NULL;
         while (!s->quit) {
-            for (size_t i = 0; i < s->nbatches && b == NULL; i++)
-                if (s->batches[i].state == 1) b = &s->batches[i];
+            /* the oldest queued batch: the main thread waits for them in order */
+            for (size_t i = 0; i < s->nbatches; i++)
+                if (s->batches[i].state == 1 && (b == NULL || s->batches[i].seq < b->seq)) b = &s->batches[i];
             if (b != NULL) break;
             pthread_cond_wait(&s->work, &s->mu);
         }
@@ -1526,6 +1528,7 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
                 if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
                 pthread_mutex_lock(&s->mu);
                 b->state = 1;
+                b->seq = head;
                 pthread_cond_signal(&s->work);
                 pthread_mutex_unlock(&s->mu);
                 head++;
