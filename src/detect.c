@@ -183,6 +183,26 @@ static uint64_t set_put(uint64_t *slot, uint64_t mask, uint64_t f) {
     return i;
 }
 
+/* Move a set's fingerprints into the new table t of n slots (and, for a
+ * document set with values, v), which then replace the old ones. */
+static void set_move(tm_set *s, uint64_t *t, uint64_t n, uint32_t *v) {
+    if (s->used != NULL)
+        for (uint64_t i = 0; i < s->count; i++) {
+            uint64_t at = set_put(t, n - 1, s->used[i]);
+            if (v != NULL) v[at] = (uint32_t)i;
+        }
+    else
+        for (uint64_t i = 0; i <= s->mask; i++)
+            if (s->slot[i] != 0) set_put(t, n - 1, s->slot[i]);
+    table_free(s->slot, s->mask + 1);
+    if (v != NULL) {
+        free(s->val);
+        s->val = v;
+    }
+    s->slot = t;
+    s->mask = n - 1;
+}
+
 /* Double a set (3/4 load reached).  On allocation failure it stays as it is:
  * it then fills to 15/16 and drops new tuples after that (counted). */
 static void set_grow(tm_set *s) {
@@ -213,21 +233,7 @@ static void set_grow(tm_set *s) {
         if (s->limit > s->max_slots / 16 * 15) s->limit = s->max_slots / 16 * 15;
         return;
     }
-    if (s->used != NULL)
-        for (uint64_t i = 0; i < s->count; i++) {
-            uint64_t at = set_put(t, n - 1, s->used[i]);
-            if (v != NULL) v[at] = (uint32_t)i;
-        }
-    else
-        for (uint64_t i = 0; i <= s->mask; i++)
-            if (s->slot[i] != 0) set_put(t, n - 1, s->slot[i]);
-    table_free(s->slot, s->mask + 1);
-    if (v != NULL) {
-        free(s->val);
-        s->val = v;
-    }
-    s->slot = t;
-    s->mask = n - 1;
+    set_move(s, t, n, v);
 }
 
 /* 1: inserted (new); 0: already present; -1: not present and the set is
@@ -268,11 +274,7 @@ static int set_reserve(tm_set *s, uint64_t slots) {
     if (slots <= s->mask + 1) return TOKMARK_OK;
     uint64_t *t = table_alloc(slots);
     if (t == NULL) return TOKMARK_ERR_NOMEM;
-    for (uint64_t i = 0; i <= s->mask; i++)
-        if (s->slot[i] != 0) set_put(t, slots - 1, s->slot[i]);
-    table_free(s->slot, s->mask + 1);
-    s->slot = t;
-    s->mask = slots - 1;
+    set_move(s, t, slots, NULL);
     return TOKMARK_OK;
 }
 
@@ -474,7 +476,7 @@ static void acc_add(tm_acc *a, const tokmark_params *pp, uint64_t payload) {
 static double payload_value(const tokmark_detector *d, const tm_key *K, uint64_t payload) {
     uint64_t v = payload & ~TM_SCORED_BIT;
     switch (K->p->params.scheme) {
-    case TOKMARK_SCHEME_GUMBEL: return ldexp((double)v, -32);
+    case TOKMARK_SCHEME_GUMBEL: return (double)v * 0x1p-32; /* exact, as ldexp(v, -32) */
     case TOKMARK_SCHEME_SYNTHID: return d->score == TOKMARK_SCORE_WEIGHTED ? (double)(v >> 8) : (double)(v & 0xff);
     default: return (double)v;
     }
