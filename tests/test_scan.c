@@ -152,6 +152,24 @@ static void test_documents_and_exit_status(void **state) {
     tokmark_profile_free(q);
 }
 
+/* The same stdout with 3 threads (workers that detect, SPEC §7.6) as with
+ * one, for a scan that has just run with `argv` (stdout still in place). */
+static void check_same_for_jobs(const char *const *argv) {
+    char *one = read_bytes("stdout", NULL);
+    const char *v[64];
+    size_t n = 0;
+    v[n++] = argv[0];
+    v[n++] = "-j";
+    v[n++] = "3";
+    for (size_t i = 1; argv[i] != NULL && n < 63; i++) v[n++] = argv[i];
+    v[n] = NULL;
+    assert_int_equal(run_tool(NULL, v), 0);
+    char *three = read_bytes("stdout", NULL);
+    TU_CHECK(strcmp(one, three) == 0, "%s %s: -j 3 output differs from -j 1", argv[0], argv[1]);
+    free(one);
+    free(three);
+}
+
 /* JSON Lines of many records: the same output for -j 1, 2, 3, and the same
  * summary however the records are split into files. */
 static void test_determinism(void **state) {
@@ -505,6 +523,7 @@ static void test_closed_mode(void **state) {
     const char *b[] = {"scan", "--profile", "kgw8.key", "--mode", "closed", "--prompt-field", "prompt", "--field",
                        "answer", "echo.jsonl", NULL};
     assert_int_equal(run_tool(NULL, b), 0);
+    check_same_for_jobs(b);
     parse_stdout(&L);
     assert_string_equal(jstr(L.summary, "mode"), "closed");
     TU_CHECK(strcmp(jstr(L.summary, "verdict"), "not_detected") == 0, "closed mode flagged an echo: log10 p %g",
@@ -532,6 +551,7 @@ static void test_closed_mode(void **state) {
     const char *h[] = {"scan", "--profile", "kgw8.key", "--mode", "closed", "--filter", "out.filter", "--prompt-field",
                        "prompt", "--field", "answer", "radio.jsonl", NULL};
     assert_int_equal(run_tool(NULL, h), 0);
+    check_same_for_jobs(h);
     parse_stdout(&L);
     assert_string_equal(jstr(L.summary, "verdict"), "watermarked");
     lines_free(&L);
@@ -582,6 +602,7 @@ static void test_reading_mode(void **state) {
     lines L;
     const char *a[] = {"scan", "--profile", "kgw9.key", "--mode", "reading", "read.jsonl", NULL};
     assert_int_equal(run_tool(NULL, a), 0);
+    check_same_for_jobs(a);
     parse_stdout(&L);
     assert_string_equal(jstr(L.summary, "verdict"), "watermarked");
     TU_CHECK(jint(L.summary, "positions") == 1000, "positions %lld", jint(L.summary, "positions"));
