@@ -238,7 +238,7 @@ static void set_grow(tm_set *s) {
 
 /* 1: inserted (new); 0: already present; -1: not present and the set is
  * full.  *at: the slot (when 1 or 0). */
-static int set_insert_at(tm_set *s, uint64_t f, uint64_t *at) {
+static inline int set_insert_at(tm_set *s, uint64_t f, uint64_t *at) {
     uint64_t i = f & s->mask;
     while (s->slot[i] != 0) {
         if (s->slot[i] == f) {
@@ -459,7 +459,7 @@ static uint64_t tuple_payload(const tokmark_params *pp, const uint8_t *blk, uint
     return TM_SCORED_BIT;
 }
 
-static void acc_add(tm_acc *a, const tokmark_params *pp, uint64_t payload) {
+static inline void acc_add(tm_acc *a, const tokmark_params *pp, uint64_t payload) {
     uint64_t v = payload & ~TM_SCORED_BIT;
     a->scored++;
     switch (pp->scheme) {
