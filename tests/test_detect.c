@@ -1291,6 +1291,22 @@ static void test_trace(void **state) {
     }
 }
 
+/* A ring of four keys of scheme SCHEMES[sch] and the next one: two LeftHash
+ * keys that share a tuple set, a SelfHash key, and a LeftHash key of another
+ * context width and a smaller vocabulary. */
+static tokmark_keyring *scheme_ring(tu_rng *r, int sch, uint32_t V) {
+    tokmark_keyring *ring = ring_new();
+    tokmark_params par;
+    tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
+    (void)ring_add(ring, r, &par);
+    (void)ring_add(ring, r, &par); /* shares the first key's tuple set */
+    tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
+    (void)ring_add(ring, r, &par);
+    tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
+    (void)ring_add(ring, r, &par);
+    return ring;
+}
+
 /* Detectors over shards of a corpus, exported and imported into one, give
  * exactly the result of one detector over the whole corpus, dedup included;
  * a damaged or foreign partial is refused and changes nothing. */
@@ -1305,15 +1321,8 @@ static void test_partial_merge(void **state) {
     for (int k = 0; k < NDOC; k++) random_doc(&r, docs + (size_t)k * LEN, LEN, k % 3 ? V : 80, 0.3);
     memcpy(docs + 7 * LEN, docs + 2 * LEN, LEN * sizeof *docs); /* the same document in two shards */
     for (int sch = 0; sch < 3; sch++) {
-        tokmark_keyring *ring = ring_new();
+        tokmark_keyring *ring = scheme_ring(&r, sch, V);
         tokmark_params par;
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
-        (void)ring_add(ring, &r, &par);
-        (void)ring_add(ring, &r, &par); /* shares the first key's tuple set */
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
-        (void)ring_add(ring, &r, &par);
-        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
-        (void)ring_add(ring, &r, &par);
         size_t nk = tokmark_keyring_size(ring);
         tokmark_detector_config rec = {(uint64_t)1 << 22, 0, TOKMARK_DETECT_RECORD};
         tokmark_detector *whole = mk_det(ring, (uint64_t)1 << 22, 0), *shard[NSHARD], *merged = NULL;
@@ -1465,15 +1474,7 @@ static void test_defer_absorb(void **state) {
     memcpy(docs + 9 * LEN, docs + 2 * LEN, LEN * sizeof *docs);
     memcpy(docs + 5 * LEN + LEN / 3, docs + 4 * LEN, LEN / 2 * sizeof *docs);
     for (int sch = 0; sch < 3; sch++) {
-        tokmark_keyring *ring = ring_new();
-        tokmark_params par;
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
-        (void)ring_add(ring, &r, &par);
-        (void)ring_add(ring, &r, &par);
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
-        (void)ring_add(ring, &r, &par);
-        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
-        (void)ring_add(ring, &r, &par);
+        tokmark_keyring *ring = scheme_ring(&r, sch, V);
         size_t nk = tokmark_keyring_size(ring);
         for (int cfgi = 0; cfgi < 3; cfgi++) {
             uint64_t mem = cfgi == 1 ? 2048 : (uint64_t)1 << 22;
@@ -1540,14 +1541,7 @@ static void test_defer_absorb(void **state) {
             tokmark_detector_free(whole);
         }
         /* another ring; DEFER with RECORD or without dedup */
-        tokmark_keyring *other = ring_new();
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_LEFTHASH, 2, V);
-        (void)ring_add(other, &r, &par);
-        (void)ring_add(other, &r, &par);
-        tu_params(&par, SCHEMES[sch], TOKMARK_SEEDING_SELFHASH, 3, V);
-        (void)ring_add(other, &r, &par);
-        tu_params(&par, SCHEMES[(sch + 1) % 3], TOKMARK_SEEDING_LEFTHASH, 1, V - 1000);
-        (void)ring_add(other, &r, &par);
+        tokmark_keyring *other = scheme_ring(&r, sch, V);
         tokmark_detector_config def = {(uint64_t)1 << 20, 0, TOKMARK_DETECT_DEFER};
         tokmark_detector *od = NULL, *x = NULL, *mm = mk_det(ring, (uint64_t)1 << 20, 0);
         TU_OK(tokmark_detector_create(&od, other, &def));
