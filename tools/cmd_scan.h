@@ -126,6 +126,11 @@ typedef struct scan_seg {
     int text;              /* 1: from text (byte offsets are meaningful) */
 } scan_seg;
 
+typedef struct scan_totals {
+    uint64_t documents, skipped, kinds[TMI_ERR_COUNT], bytes, docs_watermarked, docs_span, excluded;
+    uint64_t positions; /* reading mode */
+} scan_totals;
+
 typedef struct scan_batch {
     /* filled by the reader */
     char *data;
@@ -150,7 +155,7 @@ typedef struct scan_batch {
     tokmark_detector *det;
     char *obuf, *ebuf;     /* stdout and stderr text (open_memstream) */
     size_t olen, elen;
-    void *tot;             /* scan_totals of the batch */
+    scan_totals tot;
     int found;
 } scan_batch;
 
@@ -161,11 +166,6 @@ typedef struct scan_worker_ctx {
     tokmark_tokenizer_encoder *enc;
     scan_state *ws;        /* the worker's own scan state (pdetect) */
 } scan_worker_ctx;
-
-typedef struct scan_totals {
-    uint64_t documents, skipped, kinds[TMI_ERR_COUNT], bytes, docs_watermarked, docs_span, excluded;
-    uint64_t positions; /* reading mode */
-} scan_totals;
 
 /* What a document gave, for callers that collect results (the report). */
 typedef struct scan_doc_info {
@@ -759,10 +759,6 @@ static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b)
         }
         tokmark_detector_set_score(b->det, s->cfg->score);
     }
-    if (b->tot == NULL && (b->tot = malloc(sizeof(scan_totals))) == NULL) {
-        b->failed = 1;
-        return;
-    }
     ws->det = b->det;
     memset(&ws->tot, 0, sizeof ws->tot);
     ws->found = 0;
@@ -772,7 +768,7 @@ static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b)
     if (ws->out == NULL || ws->err == NULL || scan_detect_batch(ws, b) != 0) b->failed = 1;
     if ((ws->out != NULL && fclose(ws->out) != 0) || (ws->err != NULL && fclose(ws->err) != 0)) b->failed = 1;
     ws->out = ws->err = NULL;
-    memcpy(b->tot, &ws->tot, sizeof ws->tot);
+    b->tot = ws->tot;
     b->found = ws->found;
 }
 
@@ -794,7 +790,7 @@ static int scan_drain_batch(scan_state *s, scan_batch *b) {
     if (rc == 0) {
         if (b->olen > 0) fwrite(b->obuf, 1, b->olen, s->out);
         if (b->elen > 0) fwrite(b->ebuf, 1, b->elen, stderr);
-        scan_totals_add(&s->tot, (const scan_totals *)b->tot);
+        scan_totals_add(&s->tot, &b->tot);
         s->found |= b->found;
         if (tokmark_detector_absorb(s->det, b->det) != TOKMARK_OK) rc = -1;
     }
@@ -812,9 +808,7 @@ static int scan_drain_batch(scan_state *s, scan_batch *b) {
 #define SCAN_BATCH_BYTES ((size_t)1 << 20)
 /* batches that workers also detect hold their tuples until the main thread
  * absorbs them, in as many batches as are in flight: smaller ones */
-#ifndef SCAN_PBATCH_BYTES
 #define SCAN_PBATCH_BYTES ((size_t)256 << 10)
-#endif
 #define SCAN_BATCH_UNITS 4096
 
 static int scan_batch_add(scan_batch *b, const tmi_unit *u, const tmi_error *e) {
@@ -888,7 +882,6 @@ static void scan_batch_free(scan_batch *b) {
     tokmark_detector_free(b->det);
     free(b->obuf);
     free(b->ebuf);
-    free(b->tot);
 }
 
 /* ------------------------------------------------------------------------ */
