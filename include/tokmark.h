@@ -337,7 +337,7 @@ typedef struct tokmark_detector_config {
  * document dedup, results and traces work as usual, but tuples are not
  * looked up in a corpus set of this detector's own.  Every document-new
  * tuple is kept, with its score under each key and its number of occurrences
- * in the document (16 bytes + 8 per key), until tokmark_detector_absorb hands
+ * in the document (12 bytes + 8 per key), until tokmark_detector_absorb hands
  * them to the detector that holds the corpus.  Its own corpus results stay
  * empty.  Needs dedup; not with TOKMARK_DETECT_RECORD. */
 #define TOKMARK_DETECT_DEFER 2u
