@@ -338,8 +338,9 @@ typedef struct tokmark_detector_config {
  * looked up in a corpus set of this detector's own.  Every document-new
  * tuple is kept, with its score under each key and its number of occurrences
  * in the document (12 bytes + 8 per key), until tokmark_detector_absorb hands
- * them to the detector that holds the corpus.  Its own corpus results stay
- * empty.  Needs dedup; not with TOKMARK_DETECT_RECORD. */
+ * them to the detector that holds the corpus (or, while it shares that
+ * detector's sets, tokmark_detector_share, only its totals).  Its own corpus
+ * results are not a test.  Needs dedup; not with TOKMARK_DETECT_RECORD. */
 #define TOKMARK_DETECT_DEFER 2u
 
 typedef struct tokmark_result {
@@ -432,6 +433,21 @@ TOKMARK_NODISCARD int tokmark_detector_import(tokmark_detector *d, const uint8_t
  * or d does, or d has no dedup; TOKMARK_ERR_NOMEM when src's list could not
  * grow earlier (both unchanged). */
 TOKMARK_NODISCARD int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src);
+/* Sharing (threads, SPEC §7.6): until called again with NULL, the deferring
+ * detector src inserts its document-new tuples straight into parent's corpus
+ * sets (atomically; several detectors may share one parent at once) and
+ * keeps only totals, which tokmark_detector_absorb(parent, src) adds to
+ * parent's.  While any detector shares parent, parent must not be fed, reset
+ * or absorb tuples kept without sharing, and all sharing detectors together
+ * may insert at most tokmark_detector_room(parent) new tuples: the sets then
+ * never grow or fill up, and the result is exactly that of one detector.
+ * Call between documents of src.  TOKMARK_ERR_INVALID as for absorb, or when
+ * parent keeps a record (TOKMARK_DETECT_RECORD); TOKMARK_ERR_MISMATCH for
+ * another ring. */
+TOKMARK_NODISCARD int tokmark_detector_share(tokmark_detector *src, tokmark_detector *parent);
+/* How many more distinct tuples every corpus set of d can take without
+ * growing or filling up (0 without dedup, and for a deferring detector). */
+uint64_t tokmark_detector_room(const tokmark_detector *d);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics (SPEC.md §8): exact upper tails, natural logarithms.            */

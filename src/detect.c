@@ -57,6 +57,9 @@ typedef struct tm_group {
      * entry e in its document; doc_base is the current document's first entry */
     uint32_t *occ;
     size_t doc_base;
+    /* sharing (tokmark_detector_share): tuples this detector inserted into
+     * the parent's set, for the parent's count when it absorbs */
+    uint64_t shared_new;
 } tm_group;
 
 typedef struct tm_key {
@@ -87,6 +90,7 @@ struct tokmark_detector {
     int record;            /* keep the corpus log (TOKMARK_DETECT_RECORD) */
     int defer;             /* TOKMARK_DETECT_DEFER: the corpus stage is another detector's */
     int logging;           /* record or defer: payloads go to the group logs */
+    tokmark_detector *parent; /* deferring detector that shares this one's corpus sets */
     int log_failed;        /* the corpus log could not grow: it is incomplete */
     uint64_t doc_tokens, corpus_tokens;
 
@@ -261,6 +265,21 @@ static inline int set_insert_at(tm_set *s, uint64_t f, uint64_t *at) {
     return 1;
 }
 
+/* Insert into a set that other threads insert into at the same time
+ * (sharing): never grows, never counts (the owner adds the inserts up when it
+ * absorbs).  1: inserted; 0: present; -1: no free slot at all. */
+static int set_insert_shared(tm_set *s, uint64_t f) {
+    uint64_t i = f & s->mask;
+    for (uint64_t n = 0; n <= s->mask; n++, i = (i + 1) & s->mask) {
+        uint64_t cur = __atomic_load_n(&s->slot[i], __ATOMIC_RELAXED);
+        if (cur == f) return 0;
+        if (cur != 0) continue;
+        if (__atomic_compare_exchange_n(&s->slot[i], &cur, f, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return 1;
+        if (cur == f) return 0; /* another thread inserted f here first */
+    }
+    return -1;
+}
+
 static int set_insert(tm_set *s, uint64_t f) {
     uint64_t at;
     return set_insert_at(s, f, &at);
@@ -421,6 +440,7 @@ void tokmark_detector_reset(tokmark_detector *d) {
         G->corp_dups = G->corp_dropped = 0;
         G->log_len = 0;
         G->doc_base = 0;
+        G->shared_new = 0;
     }
     d->log_failed = 0;
 }
@@ -636,6 +656,25 @@ static uint8_t dedup_defer(tokmark_detector *d, tm_group *G, uint64_t f, uint64_
     return (uint8_t)((dn > 0 ? 1 : 0) | 4);
 }
 
+/* Dedup of a deferring detector that shares its parent's corpus set: the
+ * document set, then the parent's set directly (a tuple held in the document
+ * set is held in the corpus set, which cannot fill up while shared: the
+ * caller keeps within tokmark_detector_room).  Returns the flags. */
+static uint8_t dedup_shared(tm_group *G, tm_set *corpus, uint64_t f) {
+    int dn = set_insert(&G->doc, f);
+    if (dn == 0) {
+        G->doc_dups++;
+        G->corp_dups++;
+        return 0;
+    }
+    if (dn < 0) G->doc_dropped++;
+    int cn = set_insert_shared(corpus, f);
+    if (cn == 0) G->corp_dups++;
+    if (cn < 0) G->corp_dropped++;
+    if (cn > 0) G->shared_new++;
+    return (uint8_t)((dn > 0 ? 1 : 0) | (cn > 0 ? 2 : 0));
+}
+
 /* SelfHash group (one key): the anchored min-hash gives distinct tuples the
  * same nonce whenever they share the minimising (previous token, candidate)
  * pair, so the unit of independence is the PRF input (N, t), not the tuple:
@@ -665,7 +704,8 @@ static void process_self(tokmark_detector *d, tm_group *G, size_t i0, size_t n) 
         if (d->dedup) {
             uint64_t f = tm_mix64(d->nonce[i] ^ ((uint64_t)(uint32_t)d->kcand[i] + 1) * 0x9E3779B97F4A7C15ull);
             f = f ? f : 1;
-            if (d->defer) fl = dedup_defer(d, G, f, &ent);
+            if (d->parent != NULL) fl = dedup_shared(G, &d->parent->groups[G - d->groups].corpus, f);
+            else if (d->defer) fl = dedup_defer(d, G, f, &ent);
             else {
                 fl = dedup_flags(G, f);
                 if ((fl & 2) && d->record) ent = log_append(d, G, f);
@@ -692,10 +732,13 @@ static void process_batch(tokmark_detector *d, size_t n) {
             process_self(d, G, i0, n);
             continue;
         }
+        /* the set this detector probes for the corpus stage, if any */
+        tm_set *shared = d->parent != NULL ? &d->parent->groups[g].corpus : NULL;
+        tm_set *corpus = shared != NULL ? shared : d->defer ? NULL : &G->corpus;
         if (d->dedup) {
             for (size_t i = i0; i < n; i++) fp[i] = tm_fingerprint(d->buf + TM_HIST + i - G->c, G->c, G->seeding);
             for (size_t i = i0; i < n && i < i0 + TM_PREFETCH; i++) {
-                if (!d->defer) set_prefetch(&G->corpus, fp[i]);
+                if (corpus != NULL) set_prefetch(corpus, fp[i]);
                 set_prefetch(&G->doc, fp[i]);
             }
         }
@@ -711,7 +754,7 @@ static void process_batch(tokmark_detector *d, size_t n) {
             /* prefetch a fixed distance ahead: enough misses in flight to
              * hide the latency, not so many that the prefetches stall */
             if (d->dedup && i + TM_PREFETCH < n) {
-                if (!d->defer) set_prefetch(&G->corpus, fp[i + TM_PREFETCH]);
+                if (corpus != NULL) set_prefetch(corpus, fp[i + TM_PREFETCH]);
                 set_prefetch(&G->doc, fp[i + TM_PREFETCH]);
             }
             uint32_t st = (uint32_t)(TM_HIST + i - G->c);
@@ -719,7 +762,8 @@ static void process_batch(tokmark_detector *d, size_t n) {
             uint8_t fl = 3;
             uint64_t ent = UINT64_MAX;
             if (d->dedup) {
-                if (d->defer) fl = dedup_defer(d, G, fp[i], &ent);
+                if (shared != NULL) fl = dedup_shared(G, shared, fp[i]);
+                else if (d->defer) fl = dedup_defer(d, G, fp[i], &ent);
                 else {
                     fl = dedup_flags(G, fp[i]);
                     if ((fl & 2) && d->record) ent = log_append(d, G, fp[i]);
@@ -1079,7 +1123,9 @@ int tokmark_detector_import(tokmark_detector *d, const uint8_t *buf, size_t len)
 /* Deferred corpus stage (SPEC §7.6)                                          */
 /* ------------------------------------------------------------------------ */
 
-int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src) {
+/* TOKMARK_OK when src may hand its tuples to d: src defers, d does not, and
+ * both are over the same keys in the same order. */
+static int same_ring(const tokmark_detector *d, const tokmark_detector *src) {
     if (d == NULL || src == NULL || d == src || !src->defer || d->defer || !d->dedup) return TOKMARK_ERR_INVALID;
     if (src->nkeys != d->nkeys || src->ngroups != d->ngroups) return TOKMARK_ERR_MISMATCH;
     for (size_t k = 0; k < d->nkeys; k++)
@@ -1091,9 +1137,57 @@ int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src) {
             memcmp(A->keys, B->keys, A->nkeys * sizeof *A->keys) != 0)
             return TOKMARK_ERR_MISMATCH;
     }
+    return TOKMARK_OK;
+}
+
+int tokmark_detector_share(tokmark_detector *src, tokmark_detector *parent) {
+    if (src == NULL) return TOKMARK_ERR_INVALID;
+    if (parent != NULL) {
+        int rc = same_ring(parent, src);
+        if (rc != TOKMARK_OK) return rc;
+        if (parent->record) return TOKMARK_ERR_INVALID; /* shared inserts are not recorded */
+    } else if (!src->defer)
+        return TOKMARK_ERR_INVALID;
+    src->parent = parent;
+    return TOKMARK_OK;
+}
+
+uint64_t tokmark_detector_room(const tokmark_detector *d) {
+    if (d == NULL || !d->dedup || d->defer) return 0;
+    uint64_t room = UINT64_MAX;
+    for (size_t g = 0; g < d->ngroups; g++) {
+        const tm_set *c = &d->groups[g].corpus;
+        /* inserts up to 3/4 of the table do not make it grow (set_insert) */
+        uint64_t top = c->mask + 1 < c->max_slots ? (c->mask + 1) / 4 * 3 : c->limit;
+        if (top > c->limit) top = c->limit;
+        uint64_t r = c->count < top ? top - c->count : 0;
+        if (r < room) room = r;
+    }
+    return room;
+}
+
+int tokmark_detector_absorb(tokmark_detector *d, tokmark_detector *src) {
+    int rc = same_ring(d, src);
+    if (rc != TOKMARK_OK) return rc;
     if (src->log_failed) return TOKMARK_ERR_NOMEM;
     d->corpus_tokens += src->corpus_tokens;
     src->corpus_tokens = 0;
+    /* what src found while sharing d's sets: its totals (§7.6) */
+    for (size_t k = 0; k < d->nkeys; k++) {
+        tm_acc *a = &d->keys[k].corpus, *b = &src->keys[k].corpus;
+        a->scored += b->scored;
+        a->count += b->count;
+        a->wsum += b->wsum;
+        a->fixed += b->fixed;
+        memset(b, 0, sizeof *b);
+    }
+    for (size_t g = 0; g < d->ngroups; g++) {
+        tm_group *G = &d->groups[g], *S = &src->groups[g];
+        G->corpus.count += S->shared_new;
+        G->corp_dups += S->corp_dups;
+        G->corp_dropped += S->corp_dropped;
+        S->shared_new = S->corp_dups = S->corp_dropped = 0;
+    }
     for (size_t g = 0; g < d->ngroups; g++) {
         tm_group *G = &d->groups[g], *S = &src->groups[g];
         size_t stride = 1 + G->nkeys;

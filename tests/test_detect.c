@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <pthread.h>
 
 __extension__ typedef unsigned __int128 tu_u128;
 
@@ -1476,20 +1477,33 @@ static void test_defer_absorb(void **state) {
     for (int sch = 0; sch < 3; sch++) {
         tokmark_keyring *ring = scheme_ring(&r, sch, V);
         size_t nk = tokmark_keyring_size(ring);
-        for (int cfgi = 0; cfgi < 3; cfgi++) {
+        /* config 3: every other batch shares the main detector's sets */
+        for (int cfgi = 0; cfgi < 4; cfgi++) {
             uint64_t mem = cfgi == 1 ? 2048 : (uint64_t)1 << 22;
             uint32_t dt = cfgi == 2 ? 40 : 0;
-            tokmark_detector_config one = {mem, dt, TOKMARK_DETECT_RECORD}, main_cfg = one,
+            int sharing = cfgi == 3;
+            tokmark_detector_config one = {mem, dt, TOKMARK_DETECT_RECORD}, main_cfg = {mem, dt, sharing ? 0 : TOKMARK_DETECT_RECORD},
                                     def = {mem, dt, TOKMARK_DETECT_DEFER};
             tokmark_detector *whole = NULL, *m = NULL, *w[NW];
             TU_OK(tokmark_detector_create(&whole, ring, &one));
             TU_OK(tokmark_detector_create(&m, ring, &main_cfg));
             for (int i = 0; i < NW; i++) TU_OK(tokmark_detector_create(&w[i], ring, &def));
+            if (sharing) {
+                TU_CHECK(tokmark_detector_room(m) < (uint64_t)NDOC * LEN, "room %llu before reserving",
+                         (unsigned long long)tokmark_detector_room(m));
+                TU_OK(tokmark_detector_reserve(m, (uint64_t)NDOC * LEN));
+                TU_CHECK(tokmark_detector_room(m) >= (uint64_t)NDOC * LEN, "room %llu after reserving",
+                         (unsigned long long)tokmark_detector_room(m));
+            }
             /* batches of 1..3 documents, handed round the workers */
-            int k = 0, b = 0;
+            int k = 0, b = 0, nshared = 0;
             while (k < NDOC) {
                 tokmark_detector *wk = w[b % NW];
                 int nb = 1 + (int)tu_below(&r, 3);
+                uint64_t room0 = tokmark_detector_room(m);
+                int share = sharing && b % 2 == 0 && room0 >= (uint64_t)nb * LEN;
+                TU_OK(tokmark_detector_share(wk, share ? m : NULL));
+                nshared += share;
                 for (int j = 0; j < nb && k < NDOC; j++, k++) {
                     const int32_t *doc = docs + (size_t)k * LEN;
                     tokmark_detector_begin(whole);
@@ -1506,8 +1520,10 @@ static void test_defer_absorb(void **state) {
                     }
                 }
                 TU_OK(tokmark_detector_absorb(m, wk));
+                if (share) TU_CHECK(tokmark_detector_room(m) < room0, "room does not shrink as tuples come in");
                 b++;
             }
+            if (sharing) TU_CHECK(nshared > 0 && nshared < b, "%d of %d batches shared", nshared, b);
             for (size_t key = 0; key < nk; key++) {
                 tokmark_result a, c, e;
                 tokmark_detector_corpus(whole, key, &a);
@@ -1517,12 +1533,21 @@ static void test_defer_absorb(void **state) {
                 if (cfgi == 0) TU_CHECK(a.duplicates > LEN && a.dropped == 0, "config 0: duplicates expected");
                 if (cfgi == 1) TU_CHECK(a.dropped > 0, "config 1: the corpus set should fill up");
                 tokmark_detector_corpus(w[0], key, &e);
-                TU_CHECK(e.scored == 0, "a deferring detector has no corpus result of its own");
+                TU_CHECK(e.scored == 0, "a deferring detector has no corpus result of its own once absorbed");
             }
             if (cfgi == 2) {
                 tokmark_result a;
                 tokmark_detector_document(whole, 0, &a);
                 TU_CHECK(a.dropped > 0, "config 2: the document set should fill up");
+            }
+            if (sharing) { /* no record: sharing a recording detector is refused */
+                TU_CHECK(tokmark_detector_share(w[0], whole) == TOKMARK_ERR_INVALID, "shared a recording detector");
+                TU_CHECK(tokmark_detector_share(w[0], w[1]) == TOKMARK_ERR_INVALID, "shared a deferring detector");
+                TU_CHECK(tokmark_detector_room(w[0]) == 0, "a deferring detector has room");
+                for (int i = 0; i < NW; i++) tokmark_detector_free(w[i]);
+                tokmark_detector_free(m);
+                tokmark_detector_free(whole);
+                continue;
             }
             /* the record is the same entry for entry */
             uint8_t *pa, *pb;
@@ -1558,6 +1583,73 @@ static void test_defer_absorb(void **state) {
     free(docs);
 }
 
+/* Two threads, each with a deferring detector that shares one detector's
+ * sets, over interleaved documents at the same time: absorbed, the corpus
+ * result is that of one detector over all of them. */
+typedef struct share_job {
+    tokmark_detector *det;
+    const int32_t *docs;
+    int first, ndoc, len;
+} share_job;
+
+static void *share_thread(void *arg) {
+    share_job *j = (share_job *)arg;
+    for (int k = j->first; k < j->ndoc; k += 2) {
+        tokmark_detector_begin(j->det);
+        tokmark_detector_feed(j->det, j->docs + (size_t)k * (size_t)j->len, (size_t)j->len);
+    }
+    return NULL;
+}
+
+static void test_share_threads(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_seed(&r, 0x5A4Eull);
+    const uint32_t V = 3000;
+    enum { NDOC = 40, LEN = 2000 };
+    int32_t *docs = malloc((size_t)NDOC * LEN * sizeof *docs);
+    assert_non_null(docs);
+    for (int k = 0; k < NDOC; k++) random_doc(&r, docs + (size_t)k * LEN, LEN, k % 5 ? V : 50, 0.3);
+    for (int k = 1; k < NDOC; k += 4) /* documents repeated across the two threads */
+        memcpy(docs + (size_t)k * LEN, docs + (size_t)(k - 1) * LEN, LEN * sizeof *docs);
+    for (int sch = 0; sch < 3; sch++) {
+        tokmark_keyring *ring = scheme_ring(&r, sch, V);
+        tokmark_detector *whole = mk_det(ring, (uint64_t)1 << 24, 0), *m = mk_det(ring, (uint64_t)1 << 24, 0);
+        tokmark_detector_config def = {(uint64_t)1 << 24, 0, TOKMARK_DETECT_DEFER};
+        tokmark_detector *w[2];
+        TU_OK(tokmark_detector_reserve(m, (uint64_t)NDOC * LEN));
+        assert_true(tokmark_detector_room(m) >= (uint64_t)NDOC * LEN);
+        pthread_t th[2];
+        share_job jobs[2];
+        for (int i = 0; i < 2; i++) {
+            TU_OK(tokmark_detector_create(&w[i], ring, &def));
+            TU_OK(tokmark_detector_share(w[i], m));
+            jobs[i] = (share_job){w[i], docs, i, NDOC, LEN};
+            assert_int_equal(pthread_create(&th[i], NULL, share_thread, &jobs[i]), 0);
+        }
+        for (int k = 0; k < NDOC; k++) {
+            tokmark_detector_begin(whole);
+            tokmark_detector_feed(whole, docs + (size_t)k * LEN, LEN);
+        }
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            TU_OK(tokmark_detector_absorb(m, w[i]));
+        }
+        for (size_t key = 0; key < tokmark_keyring_size(ring); key++) {
+            tokmark_result a, c;
+            tokmark_detector_corpus(whole, key, &a);
+            tokmark_detector_corpus(m, key, &c);
+            TU_CHECK(a.duplicates > LEN, "scheme %d: the documents should repeat tuples", sch);
+            CHECK_SAME(&a, &c, "scheme %d key %zu: two sharing threads differ from one detector", sch, key);
+        }
+        for (int i = 0; i < 2; i++) tokmark_detector_free(w[i]);
+        tokmark_detector_free(m);
+        tokmark_detector_free(whole);
+        tokmark_keyring_free(ring);
+    }
+    free(docs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scored_counts),        cmocka_unit_test(test_reference_detector),
@@ -1567,6 +1659,7 @@ int main(void) {
         cmocka_unit_test(test_null_real_text),       cmocka_unit_test(test_null_selfhash_wide),
         cmocka_unit_test(test_trace),                cmocka_unit_test(test_partial_merge),
         cmocka_unit_test(test_reserve),            cmocka_unit_test(test_defer_absorb),
+        cmocka_unit_test(test_share_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -339,6 +339,47 @@ static void test_determinism_batches(void **state) {
     tokmark_profile_free(q);
 }
 
+/* A larger input of varied text (about 6 MB: past the point where the scan
+ * sizes its corpus set, with room for the workers to insert into it
+ * directly, SPEC §7.6): the same stdout for -j 1, 2 and 3. */
+static void test_determinism_shared(void **state) {
+    (void)state;
+    tokmark_profile *p = make_profile(TOKMARK_SCHEME_KGW, 23, "kgws.key");
+    char path[512];
+    path_in(path, sizeof path, "varied.jsonl");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    uint64_t rng = 77;
+    size_t written = 0;
+    for (int rec = 0; written < ((size_t)6 << 20); rec++) {
+        written += (size_t)fprintf(f, "{\"text\":\"");
+        size_t n = 100 + mix(rng++) % 400;
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 0;
+            const uint8_t *w = tokmark_tokenizer_token_bytes(g_tok, g_pool[mix(rng++) % g_npool], &len);
+            fwrite(w, 1, len, f);
+            written += len;
+        }
+        written += (size_t)fprintf(f, "\"}\n");
+    }
+    fclose(f);
+    char *out[3];
+    const char *jobs[3] = {"1", "2", "3"};
+    for (int j = 0; j < 3; j++) {
+        const char *a[] = {"scan", "--profile", "kgws.key", "-j", jobs[j], "varied.jsonl", NULL};
+        assert_int_equal(run_tool(NULL, a), 0);
+        out[j] = read_bytes("stdout", NULL);
+    }
+    TU_CHECK(strcmp(out[0], out[1]) == 0 && strcmp(out[0], out[2]) == 0, "-j 1, 2 and 3 differ");
+    for (int j = 0; j < 3; j++) free(out[j]);
+    if (getenv("TOKMARK_TEST_KEEP") != NULL) { /* for a look at the input */
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "cp '%s/varied.jsonl' '%s/kgws.key' /tmp/", g_dir, g_dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not keep varied.jsonl\n");
+    }
+    tokmark_profile_free(p);
+}
+
 /* A watermarked passage pasted into human text is found as a span. */
 static void test_mixed_document(void **state) {
     (void)state;
@@ -791,7 +832,7 @@ int main(int argc, char **argv) {
     cu_find_tool(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_null),    cmocka_unit_test(test_documents_and_exit_status),
-        cmocka_unit_test(test_determinism), cmocka_unit_test(test_determinism_batches),    cmocka_unit_test(test_mixed_document),
+        cmocka_unit_test(test_determinism), cmocka_unit_test(test_determinism_batches), cmocka_unit_test(test_determinism_shared),    cmocka_unit_test(test_mixed_document),
         cmocka_unit_test(test_bad_input),      cmocka_unit_test(test_partial_merge),
         cmocka_unit_test(test_closed_mode),    cmocka_unit_test(test_reading_mode),
         cmocka_unit_test(test_accounts),       cmocka_unit_test(test_compat_profile),

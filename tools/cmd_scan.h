@@ -126,6 +126,12 @@ typedef struct scan_seg {
     int text;              /* 1: from text (byte offsets are meaningful) */
 } scan_seg;
 
+#define SCAN_BATCH_BYTES ((size_t)1 << 20)
+/* batches that workers also detect hold their tuples until the main thread
+ * absorbs them, in as many batches as are in flight: smaller ones */
+#define SCAN_PBATCH_BYTES ((size_t)64 << 10)
+#define SCAN_BATCH_UNITS 4096
+
 typedef struct scan_totals {
     uint64_t documents, skipped, kinds[TMI_ERR_COUNT], bytes, docs_watermarked, docs_span, excluded;
     uint64_t positions; /* reading mode */
@@ -149,6 +155,7 @@ typedef struct scan_batch {
     int failed;            /* out of memory in the worker */
     int state;             /* 0 free, 1 queued, 2 working, 3 done */
     uint64_t seq;          /* its place in the input (batches are written in this order) */
+    int shared;            /* its detector shares the main detector's sets (SPEC §7.6) */
     /* detection in the worker (scan_state.pdetect): a deferring detector
      * (SPEC §7.6) whose tuples the main thread absorbs in input order, and
      * what the batch wrote and counted */
@@ -759,6 +766,10 @@ static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b)
         }
         tokmark_detector_set_score(b->det, s->cfg->score);
     }
+    if (tokmark_detector_share(b->det, b->shared ? s->det : NULL) != TOKMARK_OK) {
+        b->failed = 1;
+        return;
+    }
     ws->det = b->det;
     memset(&ws->tot, 0, sizeof ws->tot);
     ws->found = 0;
@@ -770,6 +781,18 @@ static void scan_worker_detect(scan_state *s, scan_worker_ctx *w, scan_batch *b)
     ws->out = ws->err = NULL;
     b->tot = ws->tot;
     b->found = ws->found;
+}
+
+/* Whether batch b may share the main detector's corpus sets (SPEC §7.6):
+ * each of its tokens covers at least one byte, so its bytes bound the new
+ * tuples it can add; with those of the shared batches in flight, they must
+ * fit in the sets' room, so that no set grows or fills up while shared.
+ * Starting to share (a pipeline drain) asks for room for a full pipeline. */
+static int scan_can_share(scan_state *s, const scan_batch *b, int sharing, uint64_t inflight_bound) {
+    if (!s->pdetect || s->cfg->partial != NULL) return 0;
+    uint64_t room = tokmark_detector_room(s->det), need = inflight_bound + b->len;
+    if (!sharing) need += s->nbatches * SCAN_PBATCH_BYTES;
+    return room >= need;
 }
 
 static void scan_totals_add(scan_totals *t, const scan_totals *a) {
@@ -805,11 +828,6 @@ static int scan_drain_batch(scan_state *s, scan_batch *b) {
 /* Reading into batches                                                       */
 /* ------------------------------------------------------------------------ */
 
-#define SCAN_BATCH_BYTES ((size_t)1 << 20)
-/* batches that workers also detect hold their tuples until the main thread
- * absorbs them, in as many batches as are in flight: smaller ones */
-#define SCAN_PBATCH_BYTES ((size_t)256 << 10)
-#define SCAN_BATCH_UNITS 4096
 
 static int scan_batch_add(scan_batch *b, const tmi_unit *u, const tmi_error *e) {
     if (scan_grow((void **)&b->items, &b->items_cap, b->nitems + 1, sizeof *b->items)) return -1;
@@ -1511,20 +1529,31 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
         for (int t = 0; rc == 0 && t < cfg->jobs; t++)
             if (pthread_create(&s->threads[t], NULL, scan_thread, s) == 0) started++;
             else rc = SCAN_EXIT_INTERNAL;
-        /* batches are filled in order into the slots and detected in the same order */
+        /* batches are filled in order into the slots and detected in the same
+         * order.  Batches in flight either all share the corpus sets or all
+         * defer (SPEC §7.6): a batch of the other kind waits (pend) until
+         * they are drained. */
         size_t head = 0, tail = 0; /* sequence numbers: filled, detected */
-        int more = 1;
-        while (rc == 0 && !s->stop && (more || tail < head)) {
-            if (more && head - tail < s->nbatches) {
-                scan_batch *b = &s->batches[head % s->nbatches];
-                more = scan_fill(r, b, s->pdetect ? SCAN_PBATCH_BYTES : SCAN_BATCH_BYTES);
+        int more = 1, inflight_shared = 0;
+        uint64_t inflight_bound = 0; /* bytes of the shared batches in flight: a bound on their new tuples */
+        scan_batch *pend = NULL;     /* filled, not yet queued */
+        while (rc == 0 && !s->stop && (more || pend != NULL || tail < head)) {
+            if (pend == NULL && more && head - tail < s->nbatches) {
+                pend = &s->batches[head % s->nbatches];
+                more = scan_fill(r, pend, s->pdetect ? SCAN_PBATCH_BYTES : SCAN_BATCH_BYTES);
                 if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
+                pend->shared = scan_can_share(s, pend, tail < head && inflight_shared, inflight_bound);
+            }
+            if (pend != NULL && (tail == head || pend->shared == inflight_shared)) {
+                inflight_shared = pend->shared;
+                if (pend->shared) inflight_bound += pend->len;
                 pthread_mutex_lock(&s->mu);
-                b->state = 1;
-                b->seq = head;
+                pend->state = 1;
+                pend->seq = head;
                 pthread_cond_signal(&s->work);
                 pthread_mutex_unlock(&s->mu);
                 head++;
+                pend = NULL;
                 continue;
             }
             scan_batch *b = &s->batches[tail % s->nbatches];
@@ -1532,9 +1561,13 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
             while (b->state != 3) pthread_cond_wait(&s->done, &s->mu);
             pthread_mutex_unlock(&s->mu);
             if ((s->pdetect ? scan_drain_batch(s, b) : scan_detect_batch(s, b)) != 0) rc = SCAN_EXIT_INTERNAL;
+            if (b->shared) inflight_bound -= b->len;
+            pthread_mutex_lock(&s->mu); /* workers look for queued batches under the lock */
             b->state = 0;
+            pthread_mutex_unlock(&s->mu);
             tail++;
-            scan_reserve(s, r);
+            /* sizing moves the sets: never while a batch shares them */
+            if (inflight_bound == 0 && !(tail < head && inflight_shared)) scan_reserve(s, r);
             scan_progress(s, r, t0, &last, 0);
         }
         pthread_mutex_lock(&s->mu);
