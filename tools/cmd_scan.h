@@ -1542,8 +1542,11 @@ static int scan_execute(scan_state *s, const char *const *inputs, size_t ninputs
                 pend = &s->batches[head % s->nbatches];
                 more = scan_fill(r, pend, s->pdetect ? SCAN_PBATCH_BYTES : SCAN_BATCH_BYTES);
                 if (more < 0) { rc = SCAN_EXIT_INTERNAL; break; }
-                pend->shared = scan_can_share(s, pend, tail < head && inflight_shared, inflight_bound);
             }
+            /* decided afresh each time round: the room counts only absorbed
+             * tuples, so with deferring batches in flight the answer holds
+             * only once they are drained */
+            if (pend != NULL) pend->shared = scan_can_share(s, pend, tail < head && inflight_shared, inflight_bound);
             if (pend != NULL && (tail == head || pend->shared == inflight_shared)) {
                 inflight_shared = pend->shared;
                 if (pend->shared) inflight_bound += pend->len;
