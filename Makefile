@@ -22,7 +22,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SOVER   := 0
 
-.PHONY: all lib test bench asan ubsan fuzz fuzz-build install clean vectors check-vectors tokenizer-vectors
+.PHONY: all lib test bench asan ubsan tsan fuzz fuzz-build install clean vectors check-vectors tokenizer-vectors
 all: lib $(BUILD)/tokmark $(BUILD)/tokmark-vectors $(BUILD)/tokmark.pc
 
 lib: $(BUILD)/libtokmark.a $(BUILD)/libtokmark.so
@@ -130,6 +130,10 @@ asan:
 ubsan:
 	$(MAKE) BUILD=build-ubsan OPT="-O1 -g -fsanitize=undefined -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=undefined" test
+# threads: scan -j and detectors that share a corpus set (SPEC §7.6)
+tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" \
+	    $(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" test
 
 # ---- fuzzing (libFuzzer; clang only; never part of `make test`) ----
 # `make fuzz` builds the tokenizer module and every fuzz/fuzz_*.c with
