@@ -1462,7 +1462,8 @@ static void test_reserve(void **state) {
 /* Deferring detectors (SPEC §7.6): documents split among three deferring
  * detectors, absorbed in input order by one detector, give exactly one
  * detector's document and corpus results and the same record, with ample
- * memory, a corpus set that fills up and a document set that fills up. */
+ * memory, a corpus set that fills up and a document set that fills up; and
+ * the same results when every other batch shares the detector's sets. */
 static void test_defer_absorb(void **state) {
     (void)state;
     tu_rng r;
