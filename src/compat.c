@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 __extension__ typedef __int128 tm_i128;
-#define TM_CPRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #error "compat.c needs a compiler with __int128 (GCC or Clang)"
 #endif
@@ -951,59 +949,40 @@ void tokmark_compat_detector_corpus(const tokmark_compat_detector *d, tokmark_re
 /* Text: canonical form, key ID, description, files (SPEC §10.6)              */
 /* ------------------------------------------------------------------------ */
 
-typedef struct cbuf {
-    char *buf;
-    size_t size, len;
-} cbuf;
-
-TM_CPRINTF(2, 3) static void cb_printf(cbuf *b, const char *fmt, ...) {
-    char *dst = NULL;
-    size_t room = 0;
-    if (b->buf != NULL && b->len < b->size) {
-        dst = b->buf + b->len;
-        room = b->size - b->len;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(dst, room, fmt, ap);
-    va_end(ap);
-    if (n > 0) b->len += (size_t)n;
-}
-
-static void write_opt_id(cbuf *b, const char *name, int64_t v) {
-    if (v < 0) cb_printf(b, "%s none\n", name);
-    else cb_printf(b, "%s %lld\n", name, (long long)v);
+static void write_opt_id(tm_sbuf *b, const char *name, int64_t v) {
+    if (v < 0) tm_sb_printf(b, "%s none\n", name);
+    else tm_sb_printf(b, "%s %lld\n", name, (long long)v);
 }
 
 /* The parameter lines in file order; with_secrets adds hashing-key / keys. */
-static void write_params(cbuf *b, const tokmark_compat *c, int with_secrets) {
+static void write_params(tm_sbuf *b, const tokmark_compat *c, int with_secrets) {
     const tokmark_compat_config *q = &c->cfg;
-    cb_printf(b, "kind %s\n", tokmark_compat_kind_name(q->kind));
+    tm_sb_printf(b, "kind %s\n", tokmark_compat_kind_name(q->kind));
     if (c->is_kgw) {
         char r[40];
         tm_format_double(r, q->greenlist_ratio);
-        cb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
+        tm_sb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
         write_opt_id(b, "bos-token-id", q->bos_token_id);
-        cb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
-        cb_printf(b, "context-width %lu\n", (unsigned long)q->context_width);
-        if (q->kind == TOKMARK_COMPAT_LMW_KGW) cb_printf(b, "self-salt %u\n", (unsigned)q->self_salt);
-        cb_printf(b, "greenlist-ratio %s\n", r);
-        if (with_secrets) cb_printf(b, "hashing-key %llu\n", (unsigned long long)q->hashing_key);
+        tm_sb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
+        tm_sb_printf(b, "context-width %lu\n", (unsigned long)q->context_width);
+        if (q->kind == TOKMARK_COMPAT_LMW_KGW) tm_sb_printf(b, "self-salt %u\n", (unsigned)q->self_salt);
+        tm_sb_printf(b, "greenlist-ratio %s\n", r);
+        if (with_secrets) tm_sb_printf(b, "hashing-key %llu\n", (unsigned long long)q->hashing_key);
     } else {
-        cb_printf(b, "ngram-len %lu\n", (unsigned long)q->ngram_len);
-        cb_printf(b, "context-history-size %lu\n", (unsigned long)q->context_history_size);
+        tm_sb_printf(b, "ngram-len %lu\n", (unsigned long)q->ngram_len);
+        tm_sb_printf(b, "context-history-size %lu\n", (unsigned long)q->context_history_size);
         write_opt_id(b, "eos-token-id", q->eos_token_id);
         if (q->kind == TOKMARK_COMPAT_HF_SYNTHID) {
-            cb_printf(b, "sampling-table-size %lu\n", (unsigned long)q->sampling_table_size);
-            cb_printf(b, "sampling-table-seed %llu\n", (unsigned long long)q->sampling_table_seed);
+            tm_sb_printf(b, "sampling-table-size %lu\n", (unsigned long)q->sampling_table_size);
+            tm_sb_printf(b, "sampling-table-seed %llu\n", (unsigned long long)q->sampling_table_seed);
         }
         if (with_secrets) {
-            cb_printf(b, "keys ");
+            tm_sb_printf(b, "keys ");
             for (uint32_t i = 0; i < q->depth; i++)
-                cb_printf(b, i == 0 ? "%lld" : ",%lld", (long long)q->keys[i]);
-            cb_printf(b, "\n");
+                tm_sb_printf(b, i == 0 ? "%lld" : ",%lld", (long long)q->keys[i]);
+            tm_sb_printf(b, "\n");
         } else {
-            cb_printf(b, "depth %lu\n", (unsigned long)q->depth);
+            tm_sb_printf(b, "depth %lu\n", (unsigned long)q->depth);
         }
     }
 }
@@ -1013,19 +992,19 @@ static char *params_text(const tokmark_compat *c, int with_secrets, const char *
                          size_t *len) {
     tm_c_numeric loc;
     tm_c_numeric_enter(&loc);
-    cbuf b = {NULL, 0, 0};
-    cb_printf(&b, "%s", prefix);
+    tm_sbuf b = {NULL, 0, 0};
+    tm_sb_printf(&b, "%s", prefix);
     write_params(&b, c, with_secrets);
-    cb_printf(&b, "%s", suffix);
+    tm_sb_printf(&b, "%s", suffix);
     char *t = (char *)sodium_malloc(b.len + 1);
     if (t != NULL) {
         size_t need = b.len;
         b.buf = t;
         b.size = need + 1;
         b.len = 0;
-        cb_printf(&b, "%s", prefix);
+        tm_sb_printf(&b, "%s", prefix);
         write_params(&b, c, with_secrets);
-        cb_printf(&b, "%s", suffix);
+        tm_sb_printf(&b, "%s", suffix);
         *len = b.len;
     }
     tm_c_numeric_leave(&loc);
@@ -1054,14 +1033,14 @@ size_t tokmark_compat_describe(const tokmark_compat *c, char *buf, size_t size) 
     if (c == NULL) return 0;
     tm_c_numeric loc;
     tm_c_numeric_enter(&loc);
-    cbuf b = {size > 0 ? buf : NULL, size, 0};
+    tm_sbuf b = {size > 0 ? buf : NULL, size, 0};
     if (b.buf != NULL) b.buf[0] = '\0';
-    cb_printf(&b, "key-id %s\n", c->key_id);
+    tm_sb_printf(&b, "key-id %s\n", c->key_id);
     write_params(&b, c, 0);
     if (c->is_kgw) {
-        cb_printf(&b, "greenlist-size %lu\n", (unsigned long)c->gs);
+        tm_sb_printf(&b, "greenlist-size %lu\n", (unsigned long)c->gs);
     } else if (c->table != NULL) {
-        cb_printf(&b, "sampling-table-ones %lu\n", (unsigned long)c->table_ones);
+        tm_sb_printf(&b, "sampling-table-ones %lu\n", (unsigned long)c->table_ones);
     }
     tm_c_numeric_leave(&loc);
     return b.len;

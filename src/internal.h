@@ -8,6 +8,21 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define TM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TM_PRINTF(a, b)
+#endif
+
+/* A string builder that counts what it could not write (like snprintf);
+ * profile and compatibility-profile text (profile.c). */
+typedef struct tm_sbuf {
+    char *buf;   /* NULL: count only */
+    size_t size; /* bytes available in buf, the NUL included */
+    size_t len;  /* bytes needed so far, the NUL excluded */
+} tm_sbuf;
+TM_PRINTF(2, 3) void tm_sb_printf(tm_sbuf *b, const char *fmt, ...);
+
 /* ---- secrets (sodium_malloc'd, read-only after derivation) ---- */
 typedef struct tm_secrets {
     uint8_t master[TOKMARK_MASTER_KEY_BYTES];

@@ -16,12 +16,6 @@
 
 #include <sodium.h>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define TM_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define TM_PRINTF(a, b)
-#endif
-
 #define TM_DEFAULT_CONTEXT   4u
 #define TM_DEFAULT_VOCAB     100277u
 #define TM_DEFAULT_GAMMA_T   (1u << 30)
@@ -187,20 +181,14 @@ static void params_normalise(tokmark_params *out, const tokmark_params *in) {
 /* A string builder that counts what it could not write (like snprintf)       */
 /* ------------------------------------------------------------------------ */
 
-typedef struct sbuf {
-    char *buf;   /* NULL: count only */
-    size_t size; /* bytes available in buf, the NUL included */
-    size_t len;  /* bytes needed so far, the NUL excluded */
-} sbuf;
-
-static void sb_init(sbuf *b, char *buf, size_t size) {
+static void sb_init(tm_sbuf *b, char *buf, size_t size) {
     b->buf = size > 0 ? buf : NULL;
     b->size = b->buf != NULL ? size : 0;
     b->len = 0;
     if (b->buf != NULL) b->buf[0] = '\0';
 }
 
-TM_PRINTF(2, 3) static void sb_printf(sbuf *b, const char *fmt, ...) {
+void tm_sb_printf(tm_sbuf *b, const char *fmt, ...) {
     char *dst = NULL;
     size_t room = 0;
     if (b->buf != NULL && b->len < b->size) {
@@ -214,7 +202,7 @@ TM_PRINTF(2, 3) static void sb_printf(sbuf *b, const char *fmt, ...) {
     if (n > 0) b->len += (size_t)n;
 }
 
-static void sb_putc(sbuf *b, char c) {
+static void sb_putc(tm_sbuf *b, char c) {
     if (b->buf != NULL && b->len + 1 < b->size) {
         b->buf[b->len] = c;
         b->buf[b->len + 1] = '\0';
@@ -223,7 +211,7 @@ static void sb_putc(sbuf *b, char c) {
 }
 
 /* Hex of n bytes, with libsodium's constant-time encoder (used for keys). */
-static void sb_hex(sbuf *b, const uint8_t *bin, size_t n) {
+static void sb_hex(tm_sbuf *b, const uint8_t *bin, size_t n) {
     if (b->buf != NULL && b->len + 2 * n < b->size) {
         sodium_bin2hex(b->buf + b->len, 2 * n + 1, bin, n);
     } else if (b->buf != NULL && b->len < b->size) {
@@ -245,15 +233,15 @@ void tm_format_double(char out[40], double x) {
 /* Canonical parameter text and key ID (SPEC §2.4)                            */
 /* ------------------------------------------------------------------------ */
 
-static void write_weights(sbuf *b, const tokmark_params *p) {
+static void write_weights(tm_sbuf *b, const tokmark_params *p) {
     for (uint32_t i = 0; i < p->layers && i < TOKMARK_MAX_LAYERS; i++)
-        sb_printf(b, i == 0 ? "%u" : ",%u", (unsigned)p->weights[i]);
+        tm_sb_printf(b, i == 0 ? "%u" : ",%u", (unsigned)p->weights[i]);
 }
 
-static void write_delta_bits(sbuf *b, double delta) {
+static void write_delta_bits(tm_sbuf *b, double delta) {
     uint64_t bits;
     memcpy(&bits, &delta, sizeof bits);
-    sb_printf(b, "%08lx%08lx", (unsigned long)(bits >> 32), (unsigned long)(bits & 0xffffffffu));
+    tm_sb_printf(b, "%08lx%08lx", (unsigned long)(bits >> 32), (unsigned long)(bits & 0xffffffffu));
 }
 
 /* The parameter lines, shared by the canonical text of the key ID (SPEC
@@ -261,51 +249,51 @@ static void write_delta_bits(sbuf *b, double delta) {
  * in how δ and the account are written, and the description adds γ. */
 typedef enum param_style { PARAMS_CANONICAL, PARAMS_FILE, PARAMS_DESCRIBE } param_style;
 
-static void write_escaped(sbuf *b, const char *s, size_t n);
+static void write_escaped(tm_sbuf *b, const char *s, size_t n);
 
-static void write_params(sbuf *b, const tokmark_profile *p, param_style style) {
+static void write_params(tm_sbuf *b, const tokmark_profile *p, param_style style) {
     const tokmark_params *q = &p->params;
-    sb_printf(b, "scheme %s\n", tokmark_scheme_name(q->scheme));
-    sb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
-    sb_printf(b, "context-width %lu\n", (unsigned long)q->context_width);
-    sb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
-    sb_printf(b, "tokenizer %s\n", q->tokenizer);
+    tm_sb_printf(b, "scheme %s\n", tokmark_scheme_name(q->scheme));
+    tm_sb_printf(b, "seeding %s\n", tokmark_seeding_name(q->seeding));
+    tm_sb_printf(b, "context-width %lu\n", (unsigned long)q->context_width);
+    tm_sb_printf(b, "vocab-size %lu\n", (unsigned long)q->vocab_size);
+    tm_sb_printf(b, "tokenizer %s\n", q->tokenizer);
     if (q->scheme == TOKMARK_SCHEME_KGW) {
-        if (style == PARAMS_DESCRIBE) sb_printf(b, "gamma %.10g\n", tokmark_params_gamma(q));
-        sb_printf(b, "gamma-threshold %lu\n", (unsigned long)q->gamma_threshold);
-        sb_printf(b, "delta ");
+        if (style == PARAMS_DESCRIBE) tm_sb_printf(b, "gamma %.10g\n", tokmark_params_gamma(q));
+        tm_sb_printf(b, "gamma-threshold %lu\n", (unsigned long)q->gamma_threshold);
+        tm_sb_printf(b, "delta ");
         if (style == PARAMS_CANONICAL) {
             write_delta_bits(b, q->delta);
         } else {
             char d[40];
             tm_format_double(d, q->delta);
-            sb_printf(b, "%s", d);
+            tm_sb_printf(b, "%s", d);
         }
         sb_putc(b, '\n');
     }
     if (q->scheme == TOKMARK_SCHEME_SYNTHID) {
-        sb_printf(b, "layers %lu\n", (unsigned long)q->layers);
-        sb_printf(b, "weights ");
+        tm_sb_printf(b, "layers %lu\n", (unsigned long)q->layers);
+        tm_sb_printf(b, "weights ");
         write_weights(b, q);
         sb_putc(b, '\n');
     }
-    sb_printf(b, "mask-repeated %u\n", (unsigned)q->mask_repeated);
+    tm_sb_printf(b, "mask-repeated %u\n", (unsigned)q->mask_repeated);
     if (p->has_account) {
         if (style == PARAMS_DESCRIBE) {
-            sb_printf(b, "account ");
+            tm_sb_printf(b, "account ");
             write_escaped(b, p->account, p->account_len);
         } else {
-            sb_printf(b, "account-hex ");
+            tm_sb_printf(b, "account-hex ");
             sb_hex(b, (const uint8_t *)p->account, p->account_len);
         }
         sb_putc(b, '\n');
     }
 }
 
-static void canonical(sbuf *b, const tokmark_profile *p) { write_params(b, p, PARAMS_CANONICAL); }
+static void canonical(tm_sbuf *b, const tokmark_profile *p) { write_params(b, p, PARAMS_CANONICAL); }
 
 size_t tm_canonical_params(const tokmark_profile *p, char *buf, size_t size) {
-    sbuf b;
+    tm_sbuf b;
     sb_init(&b, buf, size);
     if (p != NULL) canonical(&b, p);
     return b.len;
@@ -429,21 +417,21 @@ size_t tokmark_profile_account_len(const tokmark_profile *p) {
 
 /* An account id as one word: printable ASCII other than space and backslash
  * as is, every other byte as \xHH, so it can never break a line. */
-static void write_escaped(sbuf *b, const char *s, size_t n) {
+static void write_escaped(tm_sbuf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c > 0x20 && c < 0x7f && c != '\\') sb_putc(b, (char)c);
-        else sb_printf(b, "\\x%02x", (unsigned)c);
+        else tm_sb_printf(b, "\\x%02x", (unsigned)c);
     }
 }
 
 size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size) {
-    sbuf b;
+    tm_sbuf b;
     sb_init(&b, buf, size);
     if (p == NULL) return 0;
     tm_c_numeric loc;
     tm_c_numeric_enter(&loc);
-    sb_printf(&b, "key-id %s\n", p->key_id);
+    tm_sb_printf(&b, "key-id %s\n", p->key_id);
     write_params(&b, p, PARAMS_DESCRIBE);
     tm_c_numeric_leave(&loc);
     return b.len;
@@ -453,17 +441,17 @@ size_t tokmark_profile_describe(const tokmark_profile *p, char *buf, size_t size
 /* Writing profile files (SPEC §2.6)                                          */
 /* ------------------------------------------------------------------------ */
 
-static void serialise_profile(sbuf *b, const tokmark_profile *p) {
-    sb_printf(b, "%s\n", FILE_MAGIC);
+static void serialise_profile(tm_sbuf *b, const tokmark_profile *p) {
+    tm_sb_printf(b, "%s\n", FILE_MAGIC);
     write_params(b, p, PARAMS_FILE);
-    sb_printf(b, "key-id %s\n", p->key_id);
-    sb_printf(b, "master-key ");
+    tm_sb_printf(b, "key-id %s\n", p->key_id);
+    tm_sb_printf(b, "master-key ");
     sb_hex(b, p->sec->master, TOKMARK_MASTER_KEY_BYTES);
-    sb_printf(b, "\nend\n");
+    tm_sb_printf(b, "\nend\n");
 }
 
-static void serialise(sbuf *b, const tokmark_profile *const *ps, size_t n) {
-    sb_printf(b, "# tokmark key file (SPEC.md section 2.6). It holds secret keys: keep it private.\n");
+static void serialise(tm_sbuf *b, const tokmark_profile *const *ps, size_t n) {
+    tm_sb_printf(b, "# tokmark key file (SPEC.md section 2.6). It holds secret keys: keep it private.\n");
     for (size_t i = 0; i < n; i++) {
         sb_putc(b, '\n');
         serialise_profile(b, ps[i]);
@@ -588,7 +576,7 @@ static int save_profiles(const tokmark_profile *const *ps, size_t n, const char 
     if (sodium_init() < 0) return TOKMARK_ERR_CRYPTO;
     tm_c_numeric loc;
     tm_c_numeric_enter(&loc);
-    sbuf b;
+    tm_sbuf b;
     sb_init(&b, NULL, 0);
     serialise(&b, ps, n);
     size_t len = b.len;
